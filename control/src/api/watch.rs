@@ -1,0 +1,294 @@
+//! WATCH: a chunked stream of JSON events, one per line, fed from the resource's watch cache.
+
+use super::negotiate::Output;
+use super::query::RvMatch;
+use super::status::{ApiError, ApiResult};
+use super::{ApiServer, Body, Ctx, read, table};
+use crate::registry::meta;
+use crate::registry::resources::Resource;
+use crate::registry::store;
+use crate::storage::cache::{CacheEvent, CacheWatcher, EventKind};
+use crate::storage::{StorageError, WatchReceiver};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Where a watch's events come from.
+enum Source {
+    Cache(CacheWatcher),
+    /// A revision older than the cache window: straight from storage (rare).
+    Storage(WatchReceiver),
+}
+
+impl Source {
+    async fn next(&mut self) -> Result<Vec<Arc<CacheEvent>>, ApiError> {
+        match self {
+            Source::Cache(w) => w.next().await.map_err(|t| {
+                ApiError::gone(format!("too old resource version: {} ({})", w.cursor(), t.oldest))
+            }),
+            Source::Storage(rx) => match rx.recv().await {
+                Some(Ok(batch)) => Ok(batch
+                    .iter()
+                    .filter_map(|e| CacheEvent::from_storage(e, store::decode))
+                    .map(Arc::new)
+                    .collect()),
+                Some(Err(e)) => Err(e.into()),
+                None => Err(ApiError::gone("watch closed")),
+            },
+        }
+    }
+
+    fn bookmark(&mut self) -> Option<i64> {
+        match self {
+            Source::Cache(w) => Some(w.bookmark()),
+            Source::Storage(_) => None,
+        }
+    }
+}
+
+pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let r = ctx.resource();
+    let q = &ctx.query;
+    let keep = read::filter(r, q)?;
+    let name = ctx.path.name.clone();
+    let keep = move |o: &Value| keep(o) && (name.is_empty() || meta::name(o) == name);
+    if q.rv_match == RvMatch::Exact {
+        return Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch"));
+    }
+    let rv = match &q.resource_version {
+        None => None,
+        Some(s) => meta::parse_rv(s).map_err(ApiError::bad_request)?,
+    };
+    let initial_end_bookmark = q.send_initial_events == Some(true);
+    let send_initial = match q.send_initial_events {
+        Some(true) => {
+            if q.rv_match != RvMatch::NotOlderThan {
+                return Err(ApiError::bad_request(
+                    "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            if !q.allow_bookmarks {
+                return Err(ApiError::bad_request(
+                    "allowWatchBookmarks: Forbidden: sendInitialEvents requires allowWatchBookmarks=true",
+                ));
+            }
+            true
+        }
+        Some(false) => false,
+        // Without sendInitialEvents, "any" and "latest" versions begin with the current state.
+        None => matches!(rv, None | Some(0)),
+    };
+    let cache = api.cache(r)?.clone();
+    let ns_prefix = r.namespace_prefix(&ctx.path.namespace);
+    let in_namespace = move |e: &CacheEvent| e.key.starts_with(&ns_prefix);
+
+    let mut initial = Vec::new();
+    let start = if send_initial || rv.is_none() || rv == Some(0) {
+        let at = cache.latest().max(rv.unwrap_or(0));
+        if send_initial {
+            let page = api.store.list(r, &ctx.path.namespace, 0, None, at, &keep).await?;
+            initial = page.items;
+        }
+        at
+    } else {
+        rv.unwrap_or(0)
+    };
+
+    let source = match cache.subscribe(start) {
+        Ok(w) => {
+            if !send_initial && start > 0 && start < cache.latest() {
+                api.store.storage.check_revision(start).await?;
+            }
+            Source::Cache(w)
+        }
+        Err(_) => match api.store.storage.watch(&r.namespace_prefix(&ctx.path.namespace), start, false).await {
+            Ok(rx) => Source::Storage(rx),
+            Err(e @ StorageError::Compacted { .. }) => return Ok(error_stream(&ApiError::from(e))),
+            Err(e) => return Err(e.into()),
+        },
+    };
+
+    let timeout = match q.timeout_seconds {
+        Some(t) => Duration::from_secs(t),
+        None => {
+            // Spread reconnections like kube-apiserver: between one and two minimum timeouts.
+            let base = api.config.min_request_timeout;
+            base + base.mul_f64(rand::random::<f64>())
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(64);
+    let stream = Stream {
+        r,
+        output: ctx.output,
+        include: ctx.query.include_object,
+        bookmarks: q.allow_bookmarks,
+        bookmark_interval: api.config.bookmark_interval,
+        tx,
+        columns_sent: false,
+    };
+    let metrics = api.metrics.clone();
+    metrics.watcher_started(r.plural);
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(
+            timeout,
+            stream.run(source, initial, initial_end_bookmark, start, &keep, &in_namespace, &metrics),
+        )
+        .await;
+        metrics.watcher_stopped(r.plural);
+    });
+    let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    Ok(resp)
+}
+
+/// A 200 response holding one ERROR event (how Kubernetes reports a too-old version to a watch).
+fn error_stream(e: &ApiError) -> Response<Body> {
+    let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
+    line.push(b'\n');
+    super::bytes_response(StatusCode::OK, "application/json", line)
+}
+
+struct Stream {
+    r: &'static Resource,
+    output: Output,
+    include: super::query::IncludeObject,
+    bookmarks: bool,
+    bookmark_interval: Duration,
+    tx: mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>,
+    columns_sent: bool,
+}
+
+impl Stream {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        mut self,
+        mut source: Source,
+        initial: Vec<Value>,
+        initial_end_bookmark: bool,
+        start: i64,
+        keep: &(dyn Fn(&Value) -> bool + Send + Sync),
+        in_namespace: &(dyn Fn(&CacheEvent) -> bool + Send + Sync),
+        metrics: &crate::metrics::Metrics,
+    ) {
+        for obj in &initial {
+            if !self.send("ADDED", obj).await {
+                return;
+            }
+        }
+        if initial_end_bookmark {
+            let mark = self.bookmark_object(start, true);
+            if !self.send_raw("BOOKMARK", mark).await {
+                return;
+            }
+        }
+        let mut ticker = tokio::time::interval(self.bookmark_interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                batch = source.next() => {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = self.send_raw("ERROR", e.to_status()).await;
+                            return;
+                        }
+                    };
+                    for ev in batch {
+                        if !in_namespace(&ev) {
+                            continue;
+                        }
+                        let Some(kind) = classify(&ev, keep) else { continue };
+                        metrics.watch_event(self.r.plural);
+                        if !self.send(kind, &ev.object).await {
+                            return;
+                        }
+                    }
+                }
+                _ = ticker.tick(), if self.bookmarks => {
+                    if let Some(rev) = source.bookmark() {
+                        let mark = self.bookmark_object(rev, false);
+                        if !self.send_raw("BOOKMARK", mark).await {
+                            return;
+                        }
+                    }
+                }
+                _ = self.tx.closed() => return,
+            }
+        }
+    }
+
+    fn bookmark_object(&self, rev: i64, initial_end: bool) -> Value {
+        let mut meta = json!({"resourceVersion": rev.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({"kind": self.r.kind, "apiVersion": self.r.api_version(), "metadata": meta})
+    }
+
+    async fn send(&mut self, kind: &str, obj: &Value) -> bool {
+        let object = match self.output {
+            Output::Table => {
+                let with_columns = !self.columns_sent;
+                self.columns_sent = true;
+                table::table(self.r, std::slice::from_ref(obj), self.include, meta::resource_version(obj), None, with_columns)
+            }
+            Output::Metadata => table::partial_metadata(obj),
+            _ => obj.clone(),
+        };
+        self.send_raw(kind, object).await
+    }
+
+    async fn send_raw(&mut self, kind: &str, object: Value) -> bool {
+        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        self.tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_ok()
+    }
+}
+
+/// The event type a filtered watcher sees: a change that moves an object into the selection is
+/// ADDED, out of it DELETED.
+fn classify(ev: &CacheEvent, keep: &dyn Fn(&Value) -> bool) -> Option<&'static str> {
+    let now = keep(&ev.object);
+    match ev.kind {
+        EventKind::Added => now.then_some("ADDED"),
+        EventKind::Deleted => now.then_some("DELETED"),
+        EventKind::Modified => {
+            let before = ev.prev.as_deref().is_some_and(keep);
+            match (before, now) {
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_changes_become_added_and_deleted() {
+        let keep = |o: &Value| o["metadata"]["labels"]["app"] == "web";
+        let obj = |app: &str| Arc::new(json!({"metadata": {"labels": {"app": app}}}));
+        let ev = |prev: &str, now: &str| CacheEvent {
+            revision: 2,
+            kind: EventKind::Modified,
+            key: "k".into(),
+            object: obj(now),
+            prev: Some(obj(prev)),
+        };
+        assert_eq!(classify(&ev("db", "web"), &keep), Some("ADDED"));
+        assert_eq!(classify(&ev("web", "db"), &keep), Some("DELETED"));
+        assert_eq!(classify(&ev("web", "web"), &keep), Some("MODIFIED"));
+        assert_eq!(classify(&ev("db", "db"), &keep), None);
+    }
+}

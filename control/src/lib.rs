@@ -1,0 +1,18 @@
+//! Ketch control plane: a Kubernetes API server that keeps all state in etcd.
+//!
+//! Layers, top to bottom: `api` (HTTP surface, one generic handler over the resource table),
+//! `auth` (who and whether), `admission` (defaults, allocations, validation), `registry`
+//! (the resource table, per-kind strategy, objects over storage), `storage` (etcd and the watch
+//! cache). `schema` and `patch` are shared by the layers; `printers` renders `kubectl get` tables.
+
+pub mod admission;
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod metrics;
+pub mod patch;
+pub mod printers;
+pub mod registry;
+pub mod schema;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,116 @@
+//! `ketch-control`: the Kubernetes API server (scheduler and controllers join in later).
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use ketch_control::api::ApiConfig;
+use ketch_control::server::{self, ControlConfig};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "ketch-control", version, about = "Ketch control plane: a Kubernetes API server on etcd")]
+struct Args {
+    /// Address to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// Port to serve HTTPS on.
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// Address other components use to reach this server (in its certificate and the
+    /// `kubernetes` Service).
+    #[arg(long, default_value = "127.0.0.1")]
+    advertise_address: IpAddr,
+    /// etcd endpoints, comma-separated.
+    #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// Directory for the PKI (CA, serving and admin certificates).
+    #[arg(long, default_value = "/var/lib/ketch/control")]
+    data_dir: PathBuf,
+    /// Where to write the admin kubeconfig (default: <data-dir>/admin.kubeconfig).
+    #[arg(long)]
+    kubeconfig_out: Option<PathBuf>,
+    /// Static bearer tokens: CSV lines `token,user,uid[,"group1,group2"]`.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// ClusterIP range of Services.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: String,
+    /// NodePort range of Services, `first-last`.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
+    /// Events kept per resource in the watch cache.
+    #[arg(long, default_value_t = 2048)]
+    watch_cache_size: usize,
+    /// Seconds between etcd compactions (0 disables).
+    #[arg(long, default_value_t = 300)]
+    etcd_compaction_interval: u64,
+    /// Seconds between watch bookmarks.
+    #[arg(long, default_value_t = 60)]
+    watch_bookmark_interval: u64,
+    /// Extra DNS names for the serving certificate.
+    #[arg(long, value_delimiter = ',')]
+    tls_san: Vec<String>,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("ketch-control: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16)> {
+    let (a, b) = s.split_once('-').with_context(|| format!("--service-node-port-range {s:?}: expected first-last"))?;
+    let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
+    if a == 0 || a > b {
+        bail!("--service-node-port-range {s:?}: first must be at least 1 and not above last");
+    }
+    Ok((a, b))
+}
+
+fn run() -> Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.log_format == "json" {
+        tracing_subscriber::fmt().with_env_filter(filter).json().init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).init();
+    }
+    let service_cidr = args
+        .service_cluster_ip_range
+        .parse()
+        .with_context(|| format!("--service-cluster-ip-range {:?}", args.service_cluster_ip_range))?;
+    let cfg = ControlConfig {
+        bind: SocketAddr::new(args.bind_address, args.secure_port),
+        advertise: args.advertise_address,
+        etcd_servers: args.etcd_servers,
+        data_dir: args.data_dir,
+        kubeconfig_out: args.kubeconfig_out,
+        token_file: args.token_auth_file,
+        service_cidr,
+        node_ports: parse_port_range(&args.service_node_port_range)?,
+        api: ApiConfig {
+            watch_cache_size: args.watch_cache_size,
+            bookmark_interval: Duration::from_secs(args.watch_bookmark_interval.max(1)),
+            ..ApiConfig::default()
+        },
+        compaction_interval: Duration::from_secs(args.etcd_compaction_interval),
+        extra_sans: args.tls_san,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    rt.block_on(async move {
+        let running = server::start(cfg).await.context("start the API server")?;
+        tracing::info!(addr = %running.addr, "serving");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        Ok(())
+    })
+}

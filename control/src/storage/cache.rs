@@ -1,0 +1,259 @@
+//! The watch cache: one storage watch per resource feeds every client watching it.
+//!
+//! Each resource's cache keeps a window of recent events, decoded once and shared. A client watch
+//! is a cursor into that window; it sleeps until the cache's revision moves past it. A client
+//! whose cursor falls out of the window (too slow, or asking for an older revision) is told so and
+//! the API layer serves it from storage directly or ends the watch.
+
+use super::{Kv, Storage, StorageError, WatchEvent};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object, decoded.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub revision: i64,
+    pub kind: EventKind,
+    pub key: String,
+    /// The object after the change; for a deletion its last state, stamped with the deletion's
+    /// revision as Kubernetes does.
+    pub object: Arc<Value>,
+    /// The object before the change (selectors need it to turn a MODIFIED into ADDED/DELETED).
+    pub prev: Option<Arc<Value>>,
+}
+
+/// Turns stored bytes into the API object, with `metadata.resourceVersion` set.
+pub type Decoder = fn(&Kv) -> Option<Value>;
+
+impl CacheEvent {
+    /// `None` for progress notifications and undecodable values.
+    pub fn from_storage(ev: &WatchEvent, decode: Decoder) -> Option<CacheEvent> {
+        match ev {
+            WatchEvent::Put { kv, prev } => {
+                let object = Arc::new(decode(kv)?);
+                let prev = prev.as_ref().and_then(decode).map(Arc::new);
+                let kind = if kv.create_revision == kv.mod_revision { EventKind::Added } else { EventKind::Modified };
+                Some(CacheEvent { revision: kv.mod_revision, kind, key: kv.key.clone(), object, prev })
+            }
+            WatchEvent::Delete { key, revision, prev } => {
+                let prev_kv = prev.as_ref()?;
+                let mut object = decode(prev_kv)?;
+                if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+                }
+                Some(CacheEvent {
+                    revision: *revision,
+                    kind: EventKind::Deleted,
+                    key: key.clone(),
+                    object: Arc::new(object),
+                    prev: decode(prev_kv).map(Arc::new),
+                })
+            }
+            WatchEvent::Progress { .. } => None,
+        }
+    }
+}
+
+struct Window {
+    events: VecDeque<Arc<CacheEvent>>,
+    /// Every event with a revision greater than this is in `events`.
+    oldest: i64,
+    /// The store's revision as far as this cache knows (events or progress).
+    latest: i64,
+}
+
+pub struct WatchCache {
+    prefix: String,
+    window: Mutex<Window>,
+    latest_tx: watch::Sender<i64>,
+    capacity: usize,
+}
+
+/// The requested revision is older than the cache's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooOld {
+    pub oldest: i64,
+}
+
+impl WatchCache {
+    /// Starts caching `prefix` from the store's current revision.
+    pub async fn start(
+        storage: Arc<dyn Storage>,
+        prefix: String,
+        capacity: usize,
+        decode: Decoder,
+    ) -> Result<Arc<WatchCache>, StorageError> {
+        let start = storage.current_revision().await?;
+        let rx = storage.watch(&prefix, start, true).await?;
+        let (latest_tx, _) = watch::channel(start);
+        let cache = Arc::new(WatchCache {
+            prefix,
+            window: Mutex::new(Window { events: VecDeque::new(), oldest: start, latest: start }),
+            latest_tx,
+            capacity: capacity.max(1),
+        });
+        tokio::spawn(run(Arc::downgrade(&cache), storage, rx, decode));
+        Ok(cache)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The newest revision the cache has seen.
+    pub fn latest(&self) -> i64 {
+        self.lock().latest
+    }
+
+    /// A cursor that yields every event after revision `after`.
+    pub fn subscribe(self: &Arc<Self>, after: i64) -> Result<CacheWatcher, TooOld> {
+        let w = self.lock();
+        if after < w.oldest {
+            return Err(TooOld { oldest: w.oldest });
+        }
+        Ok(CacheWatcher { cache: self.clone(), cursor: after, latest_rx: self.latest_tx.subscribe() })
+    }
+
+    /// Waits until the cache has seen `revision` (a client's own write, say), up to `limit`.
+    pub async fn wait_for(&self, revision: i64, limit: Duration) -> bool {
+        let mut rx = self.latest_tx.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|l| *l >= revision)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
+        // A poisoned lock means a panic while holding it; the window is still consistent
+        // because every mutation is a single push/pop.
+        self.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, batch: Vec<Arc<CacheEvent>>, latest: i64) {
+        let mut w = self.lock();
+        for ev in batch {
+            w.events.push_back(ev);
+        }
+        while w.events.len() > self.capacity {
+            if let Some(old) = w.events.pop_front() {
+                w.oldest = old.revision;
+            }
+        }
+        if latest > w.latest {
+            w.latest = latest;
+        }
+        let l = w.latest;
+        drop(w);
+        self.latest_tx.send_replace(l);
+    }
+
+    /// Forget everything before `revision`: clients behind it must start again.
+    fn reset(&self, revision: i64) {
+        let mut w = self.lock();
+        w.events.clear();
+        w.oldest = revision;
+        w.latest = w.latest.max(revision);
+        let l = w.latest;
+        drop(w);
+        self.latest_tx.send_replace(l);
+    }
+}
+
+async fn run(
+    cache: std::sync::Weak<WatchCache>,
+    storage: Arc<dyn Storage>,
+    mut rx: super::WatchReceiver,
+    decode: Decoder,
+) {
+    loop {
+        let Some(msg) = rx.recv().await else { return };
+        let Some(c) = cache.upgrade() else { return };
+        match msg {
+            Ok(batch) => {
+                let latest = batch.last().map(WatchEvent::revision).unwrap_or(0);
+                let events = batch.iter().filter_map(|e| CacheEvent::from_storage(e, decode)).map(Arc::new).collect();
+                c.push(events, latest);
+            }
+            Err(e) => {
+                tracing::warn!(prefix = %c.prefix, error = %e, "watch cache lost its storage watch; restarting");
+                loop {
+                    let restarted = match storage.current_revision().await {
+                        Ok(rev) => storage.watch(&c.prefix, rev, true).await.map(|rx| (rev, rx)),
+                        Err(e) => Err(e),
+                    };
+                    match restarted {
+                        Ok((rev, new_rx)) => {
+                            c.reset(rev);
+                            rx = new_rx;
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One client's position in a cache.
+pub struct CacheWatcher {
+    cache: Arc<WatchCache>,
+    cursor: i64,
+    latest_rx: watch::Receiver<i64>,
+}
+
+impl CacheWatcher {
+    /// The next events after the cursor, waiting for them if there are none yet.
+    pub async fn next(&mut self) -> Result<Vec<Arc<CacheEvent>>, TooOld> {
+        loop {
+            {
+                let w = self.cache.lock();
+                if self.cursor < w.oldest {
+                    return Err(TooOld { oldest: w.oldest });
+                }
+                let first = w.events.partition_point(|e| e.revision <= self.cursor);
+                if first < w.events.len() {
+                    let out: Vec<_> = w.events.range(first..).cloned().collect();
+                    if let Some(last) = out.last() {
+                        self.cursor = last.revision;
+                    }
+                    return Ok(out);
+                }
+            }
+            if self.latest_rx.changed().await.is_err() {
+                return Err(TooOld { oldest: i64::MAX });
+            }
+        }
+    }
+
+    /// A revision safe to announce in a BOOKMARK: every event up to it has been returned.
+    pub fn bookmark(&mut self) -> i64 {
+        let w = self.cache.lock();
+        let pending = w.events.back().is_some_and(|e| e.revision > self.cursor);
+        if !pending && w.latest > self.cursor {
+            self.cursor = w.latest;
+        }
+        self.cursor
+    }
+
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+}

@@ -1,0 +1,132 @@
+//! Project automation. Every command that needs tools installs what is missing first, so a fresh
+//! Debian 12 machine needs nothing but this repository and the Rust toolchain.
+
+mod gen_schema_meta;
+mod setup;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Ketch project automation")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the project needs (apt packages, a Python venv with kubectl 1.37); idempotent.
+    Setup,
+    /// Install, build, and bring up a local cluster (`ketch up`).
+    Up {
+        /// Extra arguments passed to `ketch up`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Stop what `cargo xtask up` started (`ketch down`).
+    Down {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Install, build, and run every test.
+    Test {
+        /// Extra arguments passed to `cargo test` (e.g. a test name filter after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the benchmarks and print their results (see bench/RESULTS.md).
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// `cargo fmt --check` and `cargo clippy -D warnings`.
+    Lint,
+    /// Regenerate control/src/schema/field_merge.rs from the k8s-openapi sources.
+    GenSchemaMeta,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let ws = workspace_root()?;
+    match cli.cmd {
+        Cmd::Setup => setup::run(&ws).map(|_| ()),
+        Cmd::Up { args } => {
+            let env = setup::run(&ws)?;
+            build(&ws, false)?;
+            let ketch = env.target_dir.join("debug/ketch");
+            let mut cmd = Command::new(ketch);
+            cmd.arg("up").args(&args).env("PATH", env.path_with_venv());
+            status(&mut cmd)
+        }
+        Cmd::Down { args } => {
+            let env = setup::Env::locate(&ws)?;
+            let mut cmd = Command::new(env.target_dir.join("debug/ketch"));
+            cmd.arg("down").args(&args);
+            status(&mut cmd)
+        }
+        Cmd::Test { args } => {
+            let env = setup::run(&ws)?;
+            build(&ws, false)?;
+            println!("==> cargo test --workspace");
+            let mut cmd = cargo(&ws);
+            cmd.args(["test", "--workspace"]).args(&args);
+            env.apply(&mut cmd);
+            status(&mut cmd)
+        }
+        Cmd::Bench { args } => {
+            let env = setup::run(&ws)?;
+            build(&ws, true)?;
+            let mut cmd = cargo(&ws);
+            cmd.args(["run", "--release", "-p", "ketch-bench", "--bin", "api-bench", "--"]).args(&args);
+            env.apply(&mut cmd);
+            status(&mut cmd)
+        }
+        Cmd::Lint => {
+            status(cargo(&ws).args(["fmt", "--all", "--check"]))?;
+            status(cargo(&ws).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+        }
+        Cmd::GenSchemaMeta => {
+            status(cargo(&ws).args(["fetch"]))?;
+            gen_schema_meta::run(&ws)
+        }
+    }
+}
+
+fn build(ws: &Path, release: bool) -> Result<()> {
+    println!("==> cargo build --workspace --bins{}", if release { " --release" } else { "" });
+    let mut cmd = cargo(ws);
+    cmd.args(["build", "--workspace", "--bins"]);
+    if release {
+        cmd.arg("--release");
+    }
+    status(&mut cmd)
+}
+
+fn cargo(ws: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(ws);
+    cmd
+}
+
+pub(crate) fn status(cmd: &mut Command) -> Result<()> {
+    let st = cmd.status().with_context(|| format!("run {cmd:?}"))?;
+    if !st.success() {
+        bail!("{:?} failed: {st}", cmd.get_program());
+    }
+    Ok(())
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+}
