@@ -10,11 +10,17 @@ use serde_json::{Value, json};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Creates `obj` unless an object of that name exists.
 pub async fn ensure(api: &Arc<ApiServer>, r: &'static Resource, mut obj: Value) -> ApiResult<()> {
-    if api.store.get(r, meta::namespace(&obj), meta::name(&obj)).await?.is_some() {
+    if api
+        .store
+        .get(r, meta::namespace(&obj), meta::name(&obj))
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     strategy::prepare_create(r, &mut obj);
@@ -38,14 +44,25 @@ fn find(group: &str, plural: &str) -> &'static Resource {
 pub async fn run(api: &Arc<ApiServer>, advertise: IpAddr, port: u16) -> ApiResult<()> {
     let namespaces = find("", "namespaces");
     for ns in SYSTEM_NAMESPACES {
-        ensure(api, namespaces, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+        ensure(
+            api,
+            namespaces,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
     }
     for obj in crate::auth::bootstrap::bootstrap_objects()
         .into_iter()
         .chain(crate::auth::bootstrap::bootstrap_namespaced_objects())
     {
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-        let Some(r) = resources::find_kind("rbac.authorization.k8s.io", &kind) else { continue };
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Some(r) = resources::find_kind("rbac.authorization.k8s.io", &kind) else {
+            continue;
+        };
         ensure(api, r, obj).await?;
     }
     // Kubelets have no Node authorizer here: RBAC grants the system:nodes group the node role.

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "ketch-control", version, about = "Ketch control plane: a Kubernetes API server on etcd")]
+#[command(
+    name = "ketch-control",
+    version,
+    about = "Ketch control plane: a Kubernetes API server on etcd"
+)]
 struct Args {
     /// Address to serve HTTPS on.
     #[arg(long, default_value = "0.0.0.0")]
@@ -64,7 +68,9 @@ fn main() {
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16)> {
-    let (a, b) = s.split_once('-').with_context(|| format!("--service-node-port-range {s:?}: expected first-last"))?;
+    let (a, b) = s
+        .split_once('-')
+        .with_context(|| format!("--service-node-port-range {s:?}: expected first-last"))?;
     let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
     if a == 0 || a > b {
         bail!("--service-node-port-range {s:?}: first must be at least 1 and not above last");
@@ -74,16 +80,25 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 
 fn run() -> Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     if args.log_format == "json" {
-        tracing_subscriber::fmt().with_env_filter(filter).json().init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .init();
     }
-    let service_cidr = args
-        .service_cluster_ip_range
-        .parse()
-        .with_context(|| format!("--service-cluster-ip-range {:?}", args.service_cluster_ip_range))?;
+    let service_cidr = args.service_cluster_ip_range.parse().with_context(|| {
+        format!(
+            "--service-cluster-ip-range {:?}",
+            args.service_cluster_ip_range
+        )
+    })?;
     let cfg = ControlConfig {
         bind: SocketAddr::new(args.bind_address, args.secure_port),
         advertise: args.advertise_address,
@@ -101,7 +116,10 @@ fn run() -> Result<()> {
         compaction_interval: Duration::from_secs(args.etcd_compaction_interval),
         extra_sans: args.tls_san,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
     rt.block_on(async move {
         let running = server::start(cfg).await.context("start the API server")?;
         tracing::info!(addr = %running.addr, "serving");

@@ -32,7 +32,11 @@ struct OperationLabels {
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0].into_iter()
+    [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
+    ]
+    .into_iter()
 }
 
 pub struct Metrics {
@@ -54,12 +58,14 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_latency =
-            Family::<LatencyLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let request_latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
         let watchers = Family::<ResourceLabels, Gauge>::default();
         let watch_events = Family::<ResourceLabels, Counter>::default();
-        let etcd_latency =
-            Family::<OperationLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let etcd_latency = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
         registry.register(
             "apiserver_request",
             "Counter of apiserver requests broken out by verb, resource and HTTP response code",
@@ -85,36 +91,64 @@ impl Metrics {
             "Etcd request latency in seconds for each operation",
             etcd_latency.clone(),
         );
-        Metrics { registry, requests, request_latency, watchers, watch_events, etcd_latency }
+        Metrics {
+            registry,
+            requests,
+            request_latency,
+            watchers,
+            watch_events,
+            etcd_latency,
+        }
     }
 
     pub fn request(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
         self.requests
-            .get_or_create(&RequestLabels { verb: verb.into(), resource: resource.into(), code: code.to_string() })
+            .get_or_create(&RequestLabels {
+                verb: verb.into(),
+                resource: resource.into(),
+                code: code.to_string(),
+            })
             .inc();
         // Watches are long-running: their duration says nothing about latency.
         if verb != "WATCH" {
             self.request_latency
-                .get_or_create(&LatencyLabels { verb: verb.into(), resource: resource.into() })
+                .get_or_create(&LatencyLabels {
+                    verb: verb.into(),
+                    resource: resource.into(),
+                })
                 .observe(elapsed.as_secs_f64());
         }
     }
 
     pub fn watcher_started(&self, resource: &str) {
-        self.watchers.get_or_create(&ResourceLabels { resource: resource.into() }).inc();
+        self.watchers
+            .get_or_create(&ResourceLabels {
+                resource: resource.into(),
+            })
+            .inc();
     }
 
     pub fn watcher_stopped(&self, resource: &str) {
-        self.watchers.get_or_create(&ResourceLabels { resource: resource.into() }).dec();
+        self.watchers
+            .get_or_create(&ResourceLabels {
+                resource: resource.into(),
+            })
+            .dec();
     }
 
     pub fn watch_event(&self, resource: &str) {
-        self.watch_events.get_or_create(&ResourceLabels { resource: resource.into() }).inc();
+        self.watch_events
+            .get_or_create(&ResourceLabels {
+                resource: resource.into(),
+            })
+            .inc();
     }
 
     pub fn etcd_request(&self, operation: &str, elapsed: Duration) {
         self.etcd_latency
-            .get_or_create(&OperationLabels { operation: operation.into() })
+            .get_or_create(&OperationLabels {
+                operation: operation.into(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 

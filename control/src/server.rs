@@ -48,9 +48,15 @@ pub enum StartError {
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] crate::api::status::ApiError),
     #[error("listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A running control plane.
@@ -64,10 +70,22 @@ pub struct Running {
 /// Starts serving; returns once the server is bootstrapped and ready.
 pub async fn start(cfg: ControlConfig) -> Result<Running, StartError> {
     let pki = Arc::new(Pki::load_or_create(&cfg.data_dir.join("pki"))?);
-    let listener = TcpListener::bind(cfg.bind).await.map_err(|source| StartError::Listen { addr: cfg.bind, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: cfg.bind, source })?;
+    let listener = TcpListener::bind(cfg.bind)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: cfg.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: cfg.bind,
+        source,
+    })?;
 
-    let allocators = Allocators { service_cidr: cfg.service_cidr, node_port_first: cfg.node_ports.0, node_port_last: cfg.node_ports.1 };
+    let allocators = Allocators {
+        service_cidr: cfg.service_cidr,
+        node_port_first: cfg.node_ports.0,
+        node_port_last: cfg.node_ports.1,
+    };
     let mut names: Vec<String> = [
         "localhost",
         "kubernetes",
@@ -82,20 +100,35 @@ pub async fn start(cfg: ControlConfig) -> Result<Running, StartError> {
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         names.push(h.trim().to_string());
     }
-    let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), cfg.advertise, IpAddr::V4(allocators.api_service_ip())];
+    let mut ips: Vec<IpAddr> = vec![
+        IpAddr::from([127, 0, 0, 1]),
+        cfg.advertise,
+        IpAddr::V4(allocators.api_service_ip()),
+    ];
     if !addr.ip().is_unspecified() {
         ips.push(addr.ip());
     }
     ips.dedup();
     // The serving certificate names this server's addresses: one per advertise address.
     let serving_name = format!("apiserver-{}", cfg.advertise).replace([':', '.'], "-");
-    let serving = pki.load_or_issue(&serving_name, |p| p.issue_serving("kube-apiserver", &names, &ips))?;
-    let admin = pki.load_or_issue("admin", |p| p.issue_client("kubernetes-admin", &["system:masters"]))?;
+    let serving = pki.load_or_issue(&serving_name, |p| {
+        p.issue_serving("kube-apiserver", &names, &ips)
+    })?;
+    let admin = pki.load_or_issue("admin", |p| {
+        p.issue_client("kubernetes-admin", &["system:masters"])
+    })?;
     let tls = crate::api::server::server_config(&serving, pki.ca_pem())?;
 
-    let host = if addr.ip().is_unspecified() { cfg.advertise } else { addr.ip() };
+    let host = if addr.ip().is_unspecified() {
+        cfg.advertise
+    } else {
+        addr.ip()
+    };
     let server_url = format!("https://{}", SocketAddr::new(host, addr.port()));
-    let kubeconfig = cfg.kubeconfig_out.clone().unwrap_or_else(|| cfg.data_dir.join("admin.kubeconfig"));
+    let kubeconfig = cfg
+        .kubeconfig_out
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("admin.kubeconfig"));
     let text = pki::kubeconfig(&server_url, pki.ca_pem(), "kubernetes-admin", &admin);
     write_file(&kubeconfig, &text)?;
 
@@ -127,11 +160,19 @@ pub async fn start(cfg: ControlConfig) -> Result<Running, StartError> {
     }
     api.set_ready();
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server ready");
-    Ok(Running { api, addr, kubeconfig, pki })
+    Ok(Running {
+        api,
+        addr,
+        kubeconfig,
+        pki,
+    })
 }
 
 fn write_file(path: &std::path::Path, text: &str) -> Result<(), StartError> {
-    let err = |source| StartError::Write { path: path.to_path_buf(), source };
+    let err = |source| StartError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(err)?;
     }
@@ -152,14 +193,21 @@ async fn compactor(storage: Arc<dyn Storage>, interval: Duration) {
     let mut previous: Option<i64> = None;
     loop {
         tokio::time::sleep(interval).await;
-        let Ok(now) = storage.current_revision().await else { continue };
+        let Ok(now) = storage.current_revision().await else {
+            continue;
+        };
         if let Some(rev) = previous {
-            let Ok((marker, _)) = storage.get(COMPACT_KEY).await else { continue };
+            let Ok((marker, _)) = storage.get(COMPACT_KEY).await else {
+                continue;
+            };
             let condition = match &marker {
                 Some(kv) => Condition::ModRevision(COMPACT_KEY.into(), kv.mod_revision),
                 None => Condition::Absent(COMPACT_KEY.into()),
             };
-            let txn = Txn { conditions: vec![condition], ops: vec![Op::Put(COMPACT_KEY.into(), rev.to_string().into_bytes())] };
+            let txn = Txn {
+                conditions: vec![condition],
+                ops: vec![Op::Put(COMPACT_KEY.into(), rev.to_string().into_bytes())],
+            };
             if let Ok(TxnOutcome::Committed { .. }) = storage.txn(txn).await {
                 match storage.compact(rev).await {
                     Ok(()) => tracing::info!(revision = rev, "compacted etcd"),

@@ -28,8 +28,11 @@ pub fn run(workspace: &Path) -> Result<()> {
     let mut files = Vec::new();
     collect_rs(&src, &mut files)?;
     for file in files {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
-        let Some(type_name) = schema_name(&text) else { continue };
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        let Some(type_name) = schema_name(&text) else {
+            continue;
+        };
         let fields = json_field_names(&text);
         for (rust_field, meta) in strategies(&text) {
             let Some(json) = fields.get(&rust_field) else {
@@ -63,7 +66,10 @@ pub fn run(workspace: &Path) -> Result<()> {
             Meta::MapAtomic => "MapAtomic".to_string(),
             Meta::ListMap(keys) => format!(
                 "ListMap(&[{}])",
-                keys.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         writeln!(out, "    ({ty:?}, {field:?}, {m}),")?;
@@ -81,13 +87,22 @@ fn find_source() -> Result<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .context("neither CARGO_HOME nor HOME is set")?;
     let registry = home.join("registry/src");
-    for entry in std::fs::read_dir(&registry).with_context(|| format!("read {}", registry.display()))? {
-        let candidate = entry?.path().join(K8S_OPENAPI).join("src").join(API_VERSION_DIR);
+    for entry in
+        std::fs::read_dir(&registry).with_context(|| format!("read {}", registry.display()))?
+    {
+        let candidate = entry?
+            .path()
+            .join(K8S_OPENAPI)
+            .join("src")
+            .join(API_VERSION_DIR);
         if candidate.is_dir() {
             return Ok(candidate);
         }
     }
-    bail!("{K8S_OPENAPI} is not in {}; run `cargo fetch` first", registry.display())
+    bail!(
+        "{K8S_OPENAPI} is not in {}; run `cargo fetch` first",
+        registry.display()
+    )
 }
 
 fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -131,7 +146,10 @@ fn key_json_name(src: &Path, text: &str, rust_field: &str, key: &str) -> Option<
     let needle = format!("pub {rust_field}: ");
     let decl = text.lines().find(|l| l.trim_start().starts_with(&needle))?;
     let ty = decl.split("crate::").nth(1)?;
-    let ty: String = ty.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+    let ty: String = ty
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
     let parts: Vec<&str> = ty.split("::").collect();
     let (type_name, modules) = parts.split_last()?;
     let mut path = src.to_path_buf();
@@ -145,16 +163,25 @@ fn key_json_name(src: &Path, text: &str, rust_field: &str, key: &str) -> Option<
 
 fn strategies(text: &str) -> Vec<(String, Meta)> {
     let mut out = Vec::new();
-    let Some(at) = text.find("fn merge_from(&mut self, other: Self)") else { return out };
+    let Some(at) = text.find("fn merge_from(&mut self, other: Self)") else {
+        return out;
+    };
     let body = &text[at..];
     let body = &body[..body.find("\n    }\n").unwrap_or(body.len())];
     let mut rest = body;
     while let Some(pos) = rest.find("crate::merge_strategies::") {
         rest = &rest[pos + "crate::merge_strategies::".len()..];
-        let kind: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
-        let Some(field_at) = rest.find("&mut self.") else { break };
-        let field: String =
-            rest[field_at + 10..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let kind: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+            .collect();
+        let Some(field_at) = rest.find("&mut self.") else {
+            break;
+        };
+        let field: String = rest[field_at + 10..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         let meta = match kind.as_str() {
             "list::atomic" => Meta::ListAtomic,
             "list::set" => Meta::ListSet,
@@ -165,7 +192,11 @@ fn strategies(text: &str) -> Vec<(String, Meta)> {
                 let keys = rest[..end]
                     .split("lhs.")
                     .skip(1)
-                    .map(|s| s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
+                    .map(|s| {
+                        s.chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect()
+                    })
                     .collect();
                 Meta::ListMap(keys)
             }

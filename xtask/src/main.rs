@@ -87,13 +87,29 @@ fn run() -> Result<()> {
             let env = setup::run(&ws)?;
             build(&ws, true)?;
             let mut cmd = cargo(&ws);
-            cmd.args(["run", "--release", "-p", "ketch-bench", "--bin", "api-bench", "--"]).args(&args);
+            cmd.args([
+                "run",
+                "--release",
+                "-p",
+                "ketch-bench",
+                "--bin",
+                "api-bench",
+                "--",
+            ])
+            .args(&args);
             env.apply(&mut cmd);
             status(&mut cmd)
         }
         Cmd::Lint => {
             status(cargo(&ws).args(["fmt", "--all", "--check"]))?;
-            status(cargo(&ws).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+            status(cargo(&ws).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
         }
         Cmd::GenSchemaMeta => {
             status(cargo(&ws).args(["fetch"]))?;
@@ -103,7 +119,10 @@ fn run() -> Result<()> {
 }
 
 fn build(ws: &Path, release: bool) -> Result<()> {
-    println!("==> cargo build --workspace --bins{}", if release { " --release" } else { "" });
+    println!(
+        "==> cargo build --workspace --bins{}",
+        if release { " --release" } else { "" }
+    );
     let mut cmd = cargo(ws);
     cmd.args(["build", "--workspace", "--bins"]);
     if release {
@@ -128,5 +147,8 @@ pub(crate) fn status(cmd: &mut Command) -> Result<()> {
 
 fn workspace_root() -> Result<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
 }

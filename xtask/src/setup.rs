@@ -31,15 +31,27 @@ impl Env {
             .output()
             .context("run cargo metadata")?;
         if !out.status.success() {
-            bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "cargo metadata failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let text = String::from_utf8_lossy(&out.stdout);
         // Avoid a JSON dependency in xtask: the field is a plain string.
         let key = "\"target_directory\":\"";
-        let start = text.find(key).context("cargo metadata has no target_directory")? + key.len();
-        let end = start + text[start..].find('"').context("malformed cargo metadata")?;
+        let start = text
+            .find(key)
+            .context("cargo metadata has no target_directory")?
+            + key.len();
+        let end = start
+            + text[start..]
+                .find('"')
+                .context("malformed cargo metadata")?;
         let target_dir = PathBuf::from(&text[start..end]);
-        Ok(Env { venv: target_dir.join("ketch-venv"), target_dir })
+        Ok(Env {
+            venv: target_dir.join("ketch-venv"),
+            target_dir,
+        })
     }
 
     pub fn path_with_venv(&self) -> String {
@@ -94,7 +106,11 @@ fn venv(env: &Env) -> Result<()> {
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
         return Ok(());
     }
-    println!("==> python venv {} ({})", env.venv.display(), PIP_PACKAGES.join(", "));
+    println!(
+        "==> python venv {} ({})",
+        env.venv.display(),
+        PIP_PACKAGES.join(", ")
+    );
     if !env.venv.join("bin/python").exists() {
         crate::status(Command::new("python3").arg("-m").arg("venv").arg(&env.venv))?;
     }

@@ -27,7 +27,8 @@ pub struct Allocators {
 impl Default for Allocators {
     fn default() -> Self {
         Allocators {
-            service_cidr: Ipv4Network::new(Ipv4Addr::new(10, 96, 0, 0), 12).unwrap_or_else(|_| unreachable!("valid")),
+            service_cidr: Ipv4Network::new(Ipv4Addr::new(10, 96, 0, 0), 12)
+                .unwrap_or_else(|_| unreachable!("valid")),
             node_port_first: 30000,
             node_port_last: 32767,
         }
@@ -43,22 +44,33 @@ fn port_key(port: i64) -> String {
 }
 
 fn owner(svc: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({"service": format!("{}/{}", meta::namespace(svc), meta::name(svc))})).unwrap_or_default()
+    serde_json::to_vec(&json!({"service": format!("{}/{}", meta::namespace(svc), meta::name(svc))}))
+        .unwrap_or_default()
 }
 
 fn uses_node_ports(svc: &Value) -> bool {
-    matches!(svc.pointer("/spec/type").and_then(Value::as_str), Some("NodePort" | "LoadBalancer"))
+    matches!(
+        svc.pointer("/spec/type").and_then(Value::as_str),
+        Some("NodePort" | "LoadBalancer")
+    )
 }
 
 fn node_ports(svc: &Value) -> BTreeSet<i64> {
     svc.pointer("/spec/ports")
         .and_then(Value::as_array)
-        .map(|ps| ps.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)).filter(|p| *p > 0).collect())
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+                .filter(|p| *p > 0)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn cluster_ip(svc: &Value) -> Option<Ipv4Addr> {
-    svc.pointer("/spec/clusterIP").and_then(Value::as_str).and_then(|s| s.parse().ok())
+    svc.pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
 }
 
 impl Allocators {
@@ -70,19 +82,39 @@ impl Allocators {
 
     /// Allocates what `svc` needs (given its previous state on update) and returns the storage
     /// operations that record it.
-    pub async fn service(&self, store: &Store, r: &Resource, svc: &mut Value, old: Option<&Value>) -> ApiResult<Extra> {
+    pub async fn service(
+        &self,
+        store: &Store,
+        r: &Resource,
+        svc: &mut Value,
+        old: Option<&Value>,
+    ) -> ApiResult<Extra> {
         let mut extra = Extra::default();
         let name = meta::name(svc).to_string();
         let invalid = |field: &str, value: &str, msg: &str| {
-            ApiError::invalid_field(r, &name, field, "FieldValueInvalid", format!("Invalid value: \"{value}\": {msg}"))
+            ApiError::invalid_field(
+                r,
+                &name,
+                field,
+                "FieldValueInvalid",
+                format!("Invalid value: \"{value}\": {msg}"),
+            )
         };
-        let ty = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+        let ty = svc
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
 
         // Allocated values survive an update that omits them (as kube-apiserver does).
         if let Some(old) = old {
             let spec = svc.get_mut("spec").and_then(Value::as_object_mut);
             if let Some(spec) = spec
-                && spec.get("clusterIP").and_then(Value::as_str).unwrap_or_default().is_empty()
+                && spec
+                    .get("clusterIP")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .is_empty()
                 && ty != "ExternalName"
                 && let Some(ip) = old.pointer("/spec/clusterIP")
             {
@@ -92,14 +124,19 @@ impl Allocators {
                 }
             }
             if uses_node_ports(svc) {
-                let old_ports: Vec<Value> =
-                    old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+                let old_ports: Vec<Value> = old
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
                     for p in ports.iter_mut() {
                         if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) != 0 {
                             continue;
                         }
-                        let same = old_ports.iter().find(|o| o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol"));
+                        let same = old_ports.iter().find(|o| {
+                            o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol")
+                        });
                         if let (Some(o), Value::Object(pm)) = (same, p)
                             && let Some(np) = o.get("nodePort")
                         {
@@ -112,7 +149,11 @@ impl Allocators {
 
         // ClusterIP
         let old_ip = old.and_then(cluster_ip);
-        let wanted = svc.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or_default().to_string();
+        let wanted = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if ty == "ExternalName" {
             if let Some(ip) = old_ip {
                 extra.ops.push(Op::Delete(ip_key(ip)));
@@ -130,18 +171,32 @@ impl Allocators {
                 spec.insert("clusterIPs".into(), json!([ip.to_string()]));
             }
         } else if old_ip.map(|o| o.to_string()) != Some(wanted.clone()) {
-            let ip: Ipv4Addr = wanted
-                .parse()
-                .map_err(|_| invalid("spec.clusterIP", &wanted, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))?;
-            if !self.service_cidr.contains(ip) || ip == self.service_cidr.network() || ip == self.service_cidr.broadcast() {
+            let ip: Ipv4Addr = wanted.parse().map_err(|_| {
+                invalid(
+                    "spec.clusterIP",
+                    &wanted,
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                )
+            })?;
+            if !self.service_cidr.contains(ip)
+                || ip == self.service_cidr.network()
+                || ip == self.service_cidr.broadcast()
+            {
                 return Err(invalid(
                     "spec.clusterIPs",
                     &wanted,
-                    &format!("failed to allocate IP {wanted}: provided IP is not in the valid range. The range of valid IPs is {}", self.service_cidr),
+                    &format!(
+                        "failed to allocate IP {wanted}: provided IP is not in the valid range. The range of valid IPs is {}",
+                        self.service_cidr
+                    ),
                 ));
             }
             if store.storage.get(&ip_key(ip)).await?.0.is_some() {
-                return Err(invalid("spec.clusterIPs", &wanted, &format!("failed to allocate IP {wanted}: provided IP is already allocated")));
+                return Err(invalid(
+                    "spec.clusterIPs",
+                    &wanted,
+                    &format!("failed to allocate IP {wanted}: provided IP is already allocated"),
+                ));
             }
             extra.conditions.push(Condition::Absent(ip_key(ip)));
             extra.ops.push(Op::Put(ip_key(ip), owner(svc)));
@@ -151,10 +206,17 @@ impl Allocators {
         }
 
         // NodePorts
-        let had: BTreeSet<i64> = old.filter(|o| uses_node_ports(o)).map(node_ports).unwrap_or_default();
+        let had: BTreeSet<i64> = old
+            .filter(|o| uses_node_ports(o))
+            .map(node_ports)
+            .unwrap_or_default();
         if uses_node_ports(svc) {
             let mut taken: BTreeSet<i64> = BTreeSet::new();
-            let count = svc.pointer("/spec/ports").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+            let count = svc
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
             for i in 0..count {
                 let ptr = format!("/spec/ports/{i}/nodePort");
                 let np = svc.pointer(&ptr).and_then(Value::as_i64).unwrap_or(0);
@@ -177,7 +239,10 @@ impl Allocators {
                             ),
                         ));
                     }
-                    if !had.contains(&np) && !taken.contains(&np) && store.storage.get(&port_key(np)).await?.0.is_some() {
+                    if !had.contains(&np)
+                        && !taken.contains(&np)
+                        && store.storage.get(&port_key(np)).await?.0.is_some()
+                    {
                         return Err(ApiError::invalid_field(
                             r,
                             &name,
@@ -238,7 +303,9 @@ impl Allocators {
                 return Ok(ip);
             }
         }
-        Err(ApiError::internal("failed to allocate a serviceIP: range is full"))
+        Err(ApiError::internal(
+            "failed to allocate a serviceIP: range is full",
+        ))
     }
 
     async fn free_port(&self, store: &Store, taken: &BTreeSet<i64>) -> ApiResult<i64> {
@@ -249,6 +316,8 @@ impl Allocators {
                 return Ok(p);
             }
         }
-        Err(ApiError::internal("failed to allocate a nodePort: range is full"))
+        Err(ApiError::internal(
+            "failed to allocate a nodePort: range is full",
+        ))
     }
 }

@@ -26,7 +26,13 @@ impl Admission {
     }
 
     /// Mutating admission. Returns the storage operations to commit with the object.
-    pub async fn mutate(&self, store: &Store, r: &Resource, obj: &mut Value, old: Option<&Value>) -> ApiResult<Extra> {
+    pub async fn mutate(
+        &self,
+        store: &Store,
+        r: &Resource,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> ApiResult<Extra> {
         match (r.group, r.kind) {
             ("", "Service") => self.allocators.service(store, r, obj, old).await,
             ("", "Pod") if old.is_none() => {
@@ -43,12 +49,22 @@ impl Admission {
     }
 
     /// Validating admission: the kind's rules, then namespace lifecycle.
-    pub async fn validate(&self, store: &Store, r: &Resource, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
+    pub async fn validate(
+        &self,
+        store: &Store,
+        r: &Resource,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
         let errors = validation::validate(r.group, r.kind, r.namespaced, obj, old);
         if !errors.is_empty() {
             let causes = errors
                 .into_iter()
-                .map(|e| Cause { reason: e.reason.as_str().to_string(), message: e.message, field: e.field })
+                .map(|e| Cause {
+                    reason: e.reason.as_str().to_string(),
+                    message: e.message,
+                    field: e.field,
+                })
                 .collect();
             return Err(ApiError::invalid(r, meta::name(obj), causes));
         }
@@ -79,11 +95,14 @@ impl Admission {
 
 /// New content may be created only in a namespace that exists and is not terminating.
 async fn namespace_accepts(store: &Store, namespace: &str) -> ApiResult<()> {
-    let Some(ns_res) = resources::find("", "v1", "namespaces") else { return Ok(()) };
+    let Some(ns_res) = resources::find("", "v1", "namespaces") else {
+        return Ok(());
+    };
     match store.get(ns_res, "", namespace).await? {
         None => Err(ApiError::not_found(ns_res, namespace)),
-        Some(ns) if meta::deletion_timestamp(&ns).is_some()
-            || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") =>
+        Some(ns)
+            if meta::deletion_timestamp(&ns).is_some()
+                || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") =>
         {
             Err(ApiError::forbidden_message(format!(
                 "unable to create new content in namespace {namespace} because it is being terminated"
@@ -95,12 +114,18 @@ async fn namespace_accepts(store: &Store, namespace: &str) -> ApiResult<()> {
 
 /// ServiceAccount admission: every pod runs as a service account, `default` unless named.
 fn pod_service_account(pod: &mut Value) {
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     let name = spec
         .get("serviceAccountName")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .or_else(|| spec.get("serviceAccount").and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .or_else(|| {
+            spec.get("serviceAccount")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or("default")
         .to_string();
     spec.insert("serviceAccountName".into(), json!(name));
@@ -109,15 +134,23 @@ fn pod_service_account(pod: &mut Value) {
 
 /// DefaultTolerationSeconds: tolerate not-ready and unreachable nodes for 300 s.
 fn default_tolerations(pod: &mut Value) {
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
-    let Value::Array(list) = tolerations else { return };
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    let Value::Array(list) = tolerations else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let covered = list.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str);
             let effect = t.get("effect").and_then(Value::as_str).unwrap_or_default();
             let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-            (k == Some(key) || (k.is_none() && op == "Exists")) && (effect.is_empty() || effect == "NoExecute")
+            (k == Some(key) || (k.is_none() && op == "Exists"))
+                && (effect.is_empty() || effect == "NoExecute")
         });
         if !covered {
             list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
@@ -139,7 +172,10 @@ fn job_selector(job: &mut Value) {
         "job-name": name,
     });
     if let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) {
-        spec.insert("selector".into(), json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}));
+        spec.insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
         let tmeta = spec
             .entry("template")
             .or_insert_with(|| json!({}))
@@ -167,16 +203,27 @@ mod tests {
         default_tolerations(&mut pod);
         assert_eq!(pod["spec"]["serviceAccountName"], "default");
         let t = pod["spec"]["tolerations"].as_array().expect("tolerations");
-        assert_eq!(t.len(), 2, "the user's unreachable toleration is kept, not-ready added");
+        assert_eq!(
+            t.len(),
+            2,
+            "the user's unreachable toleration is kept, not-ready added"
+        );
         assert_eq!(t[0]["tolerationSeconds"], 10);
         assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
     }
 
     #[test]
     fn jobs_select_by_uid() {
-        let mut job = json!({"metadata": {"name": "pi", "uid": "u1"}, "spec": {"template": {"spec": {}}}});
+        let mut job =
+            json!({"metadata": {"name": "pi", "uid": "u1"}, "spec": {"template": {"spec": {}}}});
         job_selector(&mut job);
-        assert_eq!(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], "u1");
-        assert_eq!(job["spec"]["template"]["metadata"]["labels"]["job-name"], "pi");
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            "u1"
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["job-name"],
+            "pi"
+        );
     }
 }

@@ -32,10 +32,23 @@ pub struct FieldError {
     pub message: String,
 }
 
-pub fn validate(_group: &str, _kind: &str, _namespaced: bool, obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+pub fn validate(
+    _group: &str,
+    _kind: &str,
+    _namespaced: bool,
+    obj: &Value,
+    _old: Option<&Value>,
+) -> Vec<FieldError> {
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if name.is_empty() {
-        return vec![FieldError { field: "metadata.name".into(), reason: FieldErrorType::FieldValueRequired, message: "Required value: name or generateName is required".into() }];
+        return vec![FieldError {
+            field: "metadata.name".into(),
+            reason: FieldErrorType::FieldValueRequired,
+            message: "Required value: name or generateName is required".into(),
+        }];
     }
     vec![]
 }

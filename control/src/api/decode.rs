@@ -16,7 +16,11 @@ use std::fmt;
 pub fn parse_json(bytes: &[u8]) -> Result<(Value, Vec<String>), serde_json::Error> {
     let dups = RefCell::new(Vec::new());
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = Seed { path: String::new(), dups: &dups }.deserialize(&mut de)?;
+    let v = Seed {
+        path: String::new(),
+        dups: &dups,
+    }
+    .deserialize(&mut de)?;
     de.end()?;
     Ok((v, dups.into_inner()))
 }
@@ -48,7 +52,9 @@ impl<'de> Visitor<'de> for Seed<'_> {
         Ok(Value::from(v))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null))
+        Ok(serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .unwrap_or(Value::Null))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_string()))
@@ -64,7 +70,10 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Seed { path: format!("{}[{}]", self.path, out.len()), dups: self.dups })? {
+        while let Some(v) = seq.next_element_seed(Seed {
+            path: format!("{}[{}]", self.path, out.len()),
+            dups: self.dups,
+        })? {
             out.push(v);
         }
         Ok(Value::Array(out))
@@ -72,11 +81,18 @@ impl<'de> Visitor<'de> for Seed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
             if out.contains_key(&key) {
                 self.dups.borrow_mut().push(path.clone());
             }
-            let v = map.next_value_seed(Seed { path, dups: self.dups })?;
+            let v = map.next_value_seed(Seed {
+                path,
+                dups: self.dups,
+            })?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))
@@ -85,12 +101,18 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
 /// A body as a JSON value (JSON or YAML), with duplicated fields (JSON only; YAML rejects them).
 pub fn parse_body(bytes: &[u8], ty: BodyType) -> ApiResult<(Value, Vec<String>)> {
-    let looks_json = bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{' || *b == b'[');
+    let looks_json = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[');
     match ty {
-        BodyType::Yaml | BodyType::ApplyPatch if !looks_json => serde_yaml_ng::from_slice::<Value>(bytes)
-            .map(|v| (v, Vec::new()))
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
-        _ => parse_json(bytes).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}"))),
+        BodyType::Yaml | BodyType::ApplyPatch if !looks_json => {
+            serde_yaml_ng::from_slice::<Value>(bytes)
+                .map(|v| (v, Vec::new()))
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        }
+        _ => parse_json(bytes)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}"))),
     }
 }
 
@@ -108,9 +130,17 @@ pub fn check_object(
     dups: &[String],
     validation: FieldValidation,
 ) -> ApiResult<(Value, Findings)> {
-    let handled_as = || format!("{} in version \"{}\" cannot be handled as a {}", r.kind, r.version, r.kind);
+    let handled_as = || {
+        format!(
+            "{} in version \"{}\" cannot be handled as a {}",
+            r.kind, r.version, r.kind
+        )
+    };
     let Value::Object(map) = &mut obj else {
-        return Err(ApiError::bad_request(format!("{}: the body must be a JSON object", handled_as())));
+        return Err(ApiError::bad_request(format!(
+            "{}: the body must be a JSON object",
+            handled_as()
+        )));
     };
     match map.get("kind").and_then(Value::as_str) {
         None | Some("") => {
@@ -120,7 +150,9 @@ pub fn check_object(
         Some(k) => {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({}) does not match the expected API version ({}) or kind {k:?} does not match {:?}",
-                map.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+                map.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
                 r.api_version(),
                 r.kind
             )));
@@ -144,7 +176,10 @@ pub fn check_object(
             .kind(r.group, r.version, r.kind)
             .map(|s| validate::unknown_fields(catalog, s, &obj))
             .unwrap_or_default();
-        let mut problems: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+        let mut problems: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect();
         problems.extend(dups.iter().map(|f| format!("duplicate field \"{f}\"")));
         if !problems.is_empty() {
             if validation == FieldValidation::Strict {
@@ -157,7 +192,8 @@ pub fn check_object(
             findings.warnings = problems;
         }
     }
-    let normalized = (r.normalize)(obj).map_err(|e| ApiError::bad_request(format!("{}: {e}", handled_as())))?;
+    let normalized =
+        (r.normalize)(obj).map_err(|e| ApiError::bad_request(format!("{}: {e}", handled_as())))?;
     Ok((normalized, findings))
 }
 
@@ -167,18 +203,23 @@ mod tests {
 
     #[test]
     fn finds_duplicate_fields_with_their_paths() {
-        let (v, dups) =
-            parse_json(br#"{"spec":{"replicas":1,"replicas":2,"x":[{"a":1,"a":2}]}}"#).expect("valid json");
+        let (v, dups) = parse_json(br#"{"spec":{"replicas":1,"replicas":2,"x":[{"a":1,"a":2}]}}"#)
+            .expect("valid json");
         assert_eq!(v["spec"]["replicas"], 2);
-        assert_eq!(dups, vec!["spec.replicas".to_string(), "spec.x[0].a".to_string()]);
+        assert_eq!(
+            dups,
+            vec!["spec.replicas".to_string(), "spec.x[0].a".to_string()]
+        );
         assert!(parse_json(b"{\"a\":").is_err());
     }
 
     #[test]
     fn yaml_and_json_bodies() {
-        let (v, _) = parse_body(b"kind: Pod\nmetadata:\n  name: x\n", BodyType::Yaml).expect("yaml");
+        let (v, _) =
+            parse_body(b"kind: Pod\nmetadata:\n  name: x\n", BodyType::Yaml).expect("yaml");
         assert_eq!(v["metadata"]["name"], "x");
-        let (v, _) = parse_body(br#"{"kind":"Pod"}"#, BodyType::ApplyPatch).expect("json apply body");
+        let (v, _) =
+            parse_body(br#"{"kind":"Pod"}"#, BodyType::ApplyPatch).expect("json apply body");
         assert_eq!(v["kind"], "Pod");
     }
 }

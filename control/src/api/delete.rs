@@ -42,14 +42,24 @@ fn options(ctx: &Ctx, body: &[u8]) -> ApiResult<Options> {
         if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
             o.propagation = Some(p.to_string());
         }
-        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) && o.propagation.is_none() {
+        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && o.propagation.is_none()
+        {
             o.propagation = Some("Orphan".into());
         }
-        o.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from);
-        o.resource_version = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from);
+        o.uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(String::from);
+        o.resource_version = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from);
         if let Some(Value::Array(d)) = v.get("dryRun") {
             if d.iter().any(|x| x != "All") {
-                return Err(ApiError::bad_request("dryRun: Unsupported value: supported values: \"All\""));
+                return Err(ApiError::bad_request(
+                    "dryRun: Unsupported value: supported values: \"All\"",
+                ));
             }
             o.dry_run |= !d.is_empty();
         }
@@ -72,9 +82,15 @@ pub async fn delete(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<R
     let r = ctx.resource();
     let opts = options(ctx, body)?;
     api.admission.validate_delete(r, &ctx.path.name)?;
-    let (code, obj, deleted) = delete_one(api, r, &ctx.path.namespace, &ctx.path.name, &opts).await?;
+    let (code, obj, deleted) =
+        delete_one(api, r, &ctx.path.namespace, &ctx.path.name, &opts).await?;
     if deleted && !returns_object(r) {
-        return Ok(object_response(code, &status::success(r, &ctx.path.name, meta::uid(&obj)), ctx.output, ctx.query.pretty));
+        return Ok(object_response(
+            code,
+            &status::success(r, &ctx.path.name, meta::uid(&obj)),
+            ctx.output,
+            ctx.query.pretty,
+        ));
     }
     Ok(render_one(ctx, r, &obj, code))
 }
@@ -94,14 +110,20 @@ async fn delete_one(
 ) -> ApiResult<(StatusCode, Value, bool)> {
     for _ in 0..16 {
         let obj = api.store.get_existing(r, namespace, name).await?;
-        let rev = meta::parse_rv(meta::resource_version(&obj)).ok().flatten().unwrap_or(0);
+        let rev = meta::parse_rv(meta::resource_version(&obj))
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         if let Some(uid) = &opts.uid
             && uid != meta::uid(&obj)
         {
             return Err(ApiError::conflict(
                 r,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&obj)),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta::uid(&obj)
+                ),
             ));
         }
         if let Some(want) = &opts.resource_version
@@ -132,8 +154,12 @@ async fn delete_one(
         let grace = grace_period(r, &obj, opts.grace);
         let namespace_finalizers = r.group.is_empty()
             && r.kind == "Namespace"
-            && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-        let graceful_pod = r.group.is_empty() && r.kind == "Pod" && grace > 0 && on_node_and_running(&obj);
+            && obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+        let graceful_pod =
+            r.group.is_empty() && r.kind == "Pod" && grace > 0 && on_node_and_running(&obj);
         if finalizers.is_empty() && !namespace_finalizers && !graceful_pod {
             if opts.dry_run {
                 return Ok((StatusCode::OK, obj, true));
@@ -184,7 +210,11 @@ async fn delete_one(
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::conflict(r, name, "the object is being modified too often; try again"))
+    Err(ApiError::conflict(
+        r,
+        name,
+        "the object is being modified too often; try again",
+    ))
 }
 
 /// The grace period of a deletion: the request's, else the pod's own, else none.
@@ -193,26 +223,41 @@ fn grace_period(r: &Resource, obj: &Value, requested: Option<i64>) -> i64 {
         return g;
     }
     if r.group.is_empty() && r.kind == "Pod" {
-        return obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+        return obj
+            .pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30);
     }
     0
 }
 
 /// A pod bound to a node and not finished: its kubelet must stop it before it disappears.
 fn on_node_and_running(pod: &Value) -> bool {
-    let bound = !meta::str_at(pod, "/spec/nodeName").unwrap_or_default().is_empty();
+    let bound = !meta::str_at(pod, "/spec/nodeName")
+        .unwrap_or_default()
+        .is_empty();
     let phase = meta::str_at(pod, "/status/phase").unwrap_or_default();
     bound && !matches!(phase, "Succeeded" | "Failed")
 }
 
-pub async fn delete_collection(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
+pub async fn delete_collection(
+    api: &Arc<ApiServer>,
+    ctx: &Ctx,
+    body: &[u8],
+) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
     let opts = options(ctx, body)?;
     let keep = read::filter(r, &ctx.query)?;
-    let page = api.store.list(r, &ctx.path.namespace, 0, None, 0, &keep).await?;
+    let page = api
+        .store
+        .list(r, &ctx.path.namespace, 0, None, 0, &keep)
+        .await?;
     let mut out = Vec::new();
     for obj in page.items {
-        let (ns, name) = (meta::namespace(&obj).to_string(), meta::name(&obj).to_string());
+        let (ns, name) = (
+            meta::namespace(&obj).to_string(),
+            meta::name(&obj).to_string(),
+        );
         if api.admission.validate_delete(r, &name).is_err() {
             continue;
         }
@@ -224,7 +269,12 @@ pub async fn delete_collection(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> 
         }
     }
     let rv = page.revision.to_string();
-    Ok(object_response(StatusCode::OK, &read::list_object(r, out, &rv, None), ctx.output, ctx.query.pretty))
+    Ok(object_response(
+        StatusCode::OK,
+        &read::list_object(r, out, &rv, None),
+        ctx.output,
+        ctx.query.pretty,
+    ))
 }
 
 #[cfg(test)]

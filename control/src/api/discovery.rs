@@ -7,17 +7,32 @@ use crate::registry::resources::{self, Resource, Storage};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-const DISCOVERY_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+const DISCOVERY_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 fn verbs(r: &Resource) -> Vec<&'static str> {
     match r.storage {
         Storage::Virtual => vec!["create"],
-        Storage::Stored => vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        Storage::Stored => vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ],
     }
 }
 
-fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static Resource> + 'a {
-    resources::RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static Resource> + 'a {
+    resources::RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 fn group_names() -> Vec<&'static str> {
@@ -31,7 +46,11 @@ fn group_names() -> Vec<&'static str> {
 }
 
 fn versions_of(group: &str) -> Vec<&'static str> {
-    resources::group_versions().into_iter().filter(|(g, _)| *g == group).map(|(_, v)| v).collect()
+    resources::group_versions()
+        .into_iter()
+        .filter(|(g, _)| *g == group)
+        .map(|(_, v)| v)
+        .collect()
 }
 
 pub fn core_versions(output: Output) -> ApiResult<Response<Body>> {
@@ -121,7 +140,11 @@ pub fn resource_list(group: &str, version: &str) -> ApiResult<Response<Body>> {
             out.push(e);
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     Ok(json_response(
         StatusCode::OK,
         &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}),
@@ -189,5 +212,9 @@ fn aggregated(groups: &[&str]) -> Response<Body> {
         "metadata": {},
         "items": items,
     });
-    bytes_response(StatusCode::OK, DISCOVERY_CONTENT_TYPE, serde_json::to_vec(&body).unwrap_or_default())
+    bytes_response(
+        StatusCode::OK,
+        DISCOVERY_CONTENT_TYPE,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
 }

@@ -102,7 +102,11 @@ impl Ctx {
         if let Some(m) = &self.query.field_manager {
             return m.clone();
         }
-        let ua = self.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+        let ua = self
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
         ua.split('/').next().unwrap_or("unknown").to_string()
     }
 }
@@ -116,14 +120,28 @@ impl ApiServer {
         tokens: TokenFile,
         admission: Admission,
     ) -> Result<Arc<ApiServer>, crate::storage::StorageError> {
-        let catalog = Catalog::build(&resources::RESOURCES.iter().map(Resource::kind_schema).collect::<Vec<_>>());
+        let catalog = Catalog::build(
+            &resources::RESOURCES
+                .iter()
+                .map(Resource::kind_schema)
+                .collect::<Vec<_>>(),
+        );
         let mut caches = HashMap::new();
-        for r in resources::RESOURCES.iter().filter(|r| r.storage == StorageKind::Stored) {
+        for r in resources::RESOURCES
+            .iter()
+            .filter(|r| r.storage == StorageKind::Stored)
+        {
             let prefix = r.key_prefix();
             if caches.contains_key(&prefix) {
                 continue;
             }
-            let cache = WatchCache::start(storage.clone(), prefix.clone(), config.watch_cache_size, store::decode).await?;
+            let cache = WatchCache::start(
+                storage.clone(),
+                prefix.clone(),
+                config.watch_cache_size,
+                store::decode,
+            )
+            .await?;
             caches.insert(prefix, cache);
         }
         let openapi = openapi::Documents::build(&catalog);
@@ -144,7 +162,9 @@ impl ApiServer {
     }
 
     pub fn cache(&self, r: &Resource) -> ApiResult<&Arc<WatchCache>> {
-        self.caches.get(&r.key_prefix()).ok_or_else(|| ApiError::method_not_allowed())
+        self.caches
+            .get(&r.key_prefix())
+            .ok_or_else(|| ApiError::method_not_allowed())
     }
 
     pub fn set_ready(&self) {
@@ -152,7 +172,11 @@ impl ApiServer {
     }
 
     /// Serves one request.
-    pub async fn handle(self: &Arc<Self>, req: Request<Incoming>, client: Option<UserInfo>) -> Response<Body> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        client: Option<UserInfo>,
+    ) -> Response<Body> {
         let start = Instant::now();
         let (parts, body) = req.into_parts();
         let route = path::parse(parts.uri.path());
@@ -162,7 +186,12 @@ impl ApiServer {
             Ok(r) => r,
             Err(e) => error_response(&e, pretty),
         };
-        self.metrics.request(&verb_label, &resource_label, resp.status().as_u16(), start.elapsed());
+        self.metrics.request(
+            &verb_label,
+            &resource_label,
+            resp.status().as_u16(),
+            start.elapsed(),
+        );
         resp
     }
 
@@ -175,7 +204,10 @@ impl ApiServer {
     ) -> ApiResult<Response<Body>> {
         let user = self.authenticate(&parts.headers, client)?;
         let user = self.impersonate(&parts.headers, user)?;
-        let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let accept = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
         let output = negotiate::output(accept).map_err(|_| ApiError::not_acceptable())?;
         let rp = match route {
             Route::Resource(rp) => rp,
@@ -189,13 +221,28 @@ impl ApiServer {
             }
         };
         if let Some(bad) = &rp.bad_sub {
-            return Err(ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({bad})")));
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!("the server could not find the requested resource ({bad})"),
+            ));
         }
         let query = Query::parse(parts.uri.query())?;
         let verb = resource_verb(&parts.method, &rp, &query)?;
-        let ctx = Ctx { user, verb, path: rp, query, output, headers: parts.headers, method: parts.method };
+        let ctx = Ctx {
+            user,
+            verb,
+            path: rp,
+            query,
+            output,
+            headers: parts.headers,
+            method: parts.method,
+        };
         self.authorize_resource(&ctx)?;
-        let body = if matches!(ctx.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+        let body = if matches!(
+            ctx.method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
             read_body(body).await?
         } else {
             Bytes::new()
@@ -227,20 +274,33 @@ impl ApiServer {
     }
 
     fn authenticate(&self, headers: &HeaderMap, client: Option<UserInfo>) -> ApiResult<UserInfo> {
-        if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        if let Some(auth) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
             && let Some(token) = auth.strip_prefix("Bearer ").map(str::trim)
         {
             // A presented token must be valid even if a certificate is present too.
-            return self.tokens.authenticate(token).map(UserInfo::authenticated).ok_or_else(ApiError::unauthorized);
+            return self
+                .tokens
+                .authenticate(token)
+                .map(UserInfo::authenticated)
+                .ok_or_else(ApiError::unauthorized);
         }
-        client.map(UserInfo::authenticated).ok_or_else(ApiError::unauthorized)
+        client
+            .map(UserInfo::authenticated)
+            .ok_or_else(ApiError::unauthorized)
     }
 
     /// `Impersonate-User` / `-Group` / `-Uid` headers (`kubectl --as`), each authorized.
     fn impersonate(&self, headers: &HeaderMap, user: UserInfo) -> ApiResult<UserInfo> {
-        let Some(name) = headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
+        let Some(name) = headers
+            .get("impersonate-user")
+            .and_then(|v| v.to_str().ok())
+        else {
             if headers.contains_key("impersonate-group") {
-                return Err(ApiError::bad_request("requested impersonation of groups without impersonating a user"));
+                return Err(ApiError::bad_request(
+                    "requested impersonation of groups without impersonating a user",
+                ));
             }
             return Ok(user);
         };
@@ -295,7 +355,11 @@ impl ApiServer {
         for g in &groups {
             check("groups", "", g)?;
         }
-        let uid = headers.get("impersonate-uid").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let uid = headers
+            .get("impersonate-uid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         if !uid.is_empty() {
             check("uids", "authentication.k8s.io", &uid)?;
         }
@@ -305,14 +369,28 @@ impl ApiServer {
                 && let Ok(v) = v.to_str()
             {
                 check(&format!("userextras/{key}"), "authentication.k8s.io", v)?;
-                extra.entry(key.to_string()).or_insert_with(Vec::new).push(v.to_string());
+                extra
+                    .entry(key.to_string())
+                    .or_insert_with(Vec::new)
+                    .push(v.to_string());
             }
         }
-        let mut impersonated = UserInfo { name: name.to_string(), uid, groups, extra };
+        let mut impersonated = UserInfo {
+            name: name.to_string(),
+            uid,
+            groups,
+            extra,
+        };
         if name.starts_with("system:serviceaccount:") {
-            let ns = name.trim_start_matches("system:serviceaccount:").split(':').next().unwrap_or_default();
+            let ns = name
+                .trim_start_matches("system:serviceaccount:")
+                .split(':')
+                .next()
+                .unwrap_or_default();
             impersonated.groups.push("system:serviceaccounts".into());
-            impersonated.groups.push(format!("system:serviceaccounts:{ns}"));
+            impersonated
+                .groups
+                .push(format!("system:serviceaccounts:{ns}"));
         }
         Ok(impersonated.authenticated())
     }
@@ -343,7 +421,11 @@ impl ApiServer {
     fn authorize_resource(&self, ctx: &Ctx) -> ApiResult<()> {
         let r = ctx.resource();
         let name = if ctx.verb == "watch" || ctx.verb == "list" {
-            ctx.query.field_selector.exact("metadata.name").unwrap_or(&ctx.path.name).to_string()
+            ctx.query
+                .field_selector
+                .exact("metadata.name")
+                .unwrap_or(&ctx.path.name)
+                .to_string()
         } else {
             ctx.path.name.clone()
         };
@@ -354,7 +436,11 @@ impl ApiServer {
             namespace: ctx.path.namespace.clone(),
             api_group: r.group.to_string(),
             resource: r.plural.to_string(),
-            subresource: ctx.path.sub.map(|s| s.name().to_string()).unwrap_or_default(),
+            subresource: ctx
+                .path
+                .sub
+                .map(|s| s.name().to_string())
+                .unwrap_or_default(),
             name: name.clone(),
             path: String::new(),
         };
@@ -364,7 +450,12 @@ impl ApiServer {
         }
     }
 
-    fn serve_non_resource(&self, route: Route, parts: &http::request::Parts, output: Output) -> ApiResult<Response<Body>> {
+    fn serve_non_resource(
+        &self,
+        route: Route,
+        parts: &http::request::Parts,
+        output: Output,
+    ) -> ApiResult<Response<Body>> {
         match route {
             Route::CoreVersions => discovery::core_versions(output),
             Route::Groups => discovery::groups(output),
@@ -384,7 +475,10 @@ impl ApiServer {
             Route::OpenApiV3Index => Ok(json_response(StatusCode::OK, self.openapi.index(), false)),
             Route::OpenApiV3(path) => self.openapi.document(&path).map(|d| {
                 let mut r = bytes_response(StatusCode::OK, "application/json", d);
-                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, immutable"),
+                );
                 r
             }),
             Route::OpenApiV2 => Err(ApiError::no_route()),
@@ -395,8 +489,16 @@ impl ApiServer {
 
 fn forbidden(ctx: &Ctx, a: &Attributes) -> ApiError {
     let r = ctx.resource();
-    let what = if a.subresource.is_empty() { r.plural.to_string() } else { format!("{}/{}", r.plural, a.subresource) };
-    let subject = if a.name.is_empty() { what.clone() } else { format!("{what} \"{}\"", a.name) };
+    let what = if a.subresource.is_empty() {
+        r.plural.to_string()
+    } else {
+        format!("{}/{}", r.plural, a.subresource)
+    };
+    let subject = if a.name.is_empty() {
+        what.clone()
+    } else {
+        format!("{what} \"{}\"", a.name)
+    };
     let scope = if a.namespace.is_empty() {
         "at the cluster scope".to_string()
     } else {
@@ -435,7 +537,8 @@ fn resource_verb(method: &Method, rp: &ResourcePath, q: &Query) -> ApiResult<&'s
 fn metric_labels(method: &Method, route: &Route, query: Option<&str>) -> (String, String) {
     match route {
         Route::Resource(rp) => {
-            let watch = rp.legacy_watch || query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+            let watch = rp.legacy_watch
+                || query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
             let verb = match method.as_str() {
                 "GET" if watch => "WATCH",
                 "GET" if rp.name.is_empty() => "LIST",
@@ -457,8 +560,15 @@ async fn read_body(body: Incoming) -> ApiResult<Bytes> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::too_large()),
-        Err(e) => Err(ApiError::bad_request(format!("reading the request body: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large())
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
     }
 }
 
@@ -483,16 +593,27 @@ fn health(path: &str, ready: bool, verbose: bool) -> ApiResult<Response<Body>> {
     let ok = !readyz || ready;
     let body = if verbose {
         let mut s = String::from("[+]ping ok\n[+]etcd ok\n");
-        s.push_str(if ok { "[+]bootstrap ok\n" } else { "[-]bootstrap failed: not finished\n" });
+        s.push_str(if ok {
+            "[+]bootstrap ok\n"
+        } else {
+            "[-]bootstrap failed: not finished\n"
+        });
         let what = path.split('/').next().unwrap_or(path);
-        s.push_str(&format!("{what} check {}\n", if ok { "passed" } else { "failed" }));
+        s.push_str(&format!(
+            "{what} check {}\n",
+            if ok { "passed" } else { "failed" }
+        ));
         s
     } else if ok {
         "ok".to_string()
     } else {
         "[-]bootstrap failed: not finished\nreadyz check failed".to_string()
     };
-    let code = if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
     Ok(text_response(code, "text/plain; charset=utf-8", body))
 }
 
@@ -500,10 +621,15 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed()
 }
 
-pub fn bytes_response(code: StatusCode, content_type: &'static str, b: impl Into<Bytes>) -> Response<Body> {
+pub fn bytes_response(
+    code: StatusCode,
+    content_type: &'static str,
+    b: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(full(b));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -512,12 +638,22 @@ pub fn text_response(code: StatusCode, content_type: &'static str, s: String) ->
 }
 
 pub fn json_response(code: StatusCode, v: &Value, pretty: bool) -> Response<Body> {
-    let bytes = if pretty { serde_json::to_vec_pretty(v) } else { serde_json::to_vec(v) }.unwrap_or_default();
+    let bytes = if pretty {
+        serde_json::to_vec_pretty(v)
+    } else {
+        serde_json::to_vec(v)
+    }
+    .unwrap_or_default();
     bytes_response(code, "application/json", bytes)
 }
 
 /// An object in the form the client asked for (JSON or YAML).
-pub fn object_response(code: StatusCode, v: &Value, output: Output, pretty: bool) -> Response<Body> {
+pub fn object_response(
+    code: StatusCode,
+    v: &Value,
+    output: Output,
+    pretty: bool,
+) -> Response<Body> {
     match output {
         Output::Yaml => match serde_yaml_ng::to_string(v) {
             Ok(s) => bytes_response(code, "application/yaml", s),
@@ -531,7 +667,10 @@ pub fn error_response(e: &ApiError, pretty: bool) -> Response<Body> {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json_response(code, &e.to_status(), pretty);
     if code == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"kubernetes-master\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"kubernetes-master\""),
+        );
     }
     r
 }

@@ -24,7 +24,10 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
         .map(|part| {
             let mut it = part.split(';').map(str::trim);
             let mime = it.next().unwrap_or_default();
-            let params = it.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+            let params = it
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
             MediaRange { mime, params }
         })
         .filter(|m| !m.mime.is_empty())
@@ -33,15 +36,23 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
 
 /// Picks the first acceptable media range of `Accept`, in the client's order.
 pub fn output(accept: Option<&str>) -> Result<Output, ()> {
-    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return Ok(Output::Json) };
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(Output::Json);
+    };
     for m in parse_accept(accept) {
         let param = |k: &str| m.params.iter().find(|(pk, _)| *pk == k).map(|(_, v)| *v);
         match m.mime {
             "application/json" | "*/*" | "application/*" => {
                 match (param("as"), param("g"), param("v")) {
                     (None, _, _) => return Ok(Output::Json),
-                    (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => return Ok(Output::Table),
-                    (Some("PartialObjectMetadata" | "PartialObjectMetadataList"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
+                    (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
+                        return Ok(Output::Table);
+                    }
+                    (
+                        Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+                        Some("meta.k8s.io"),
+                        Some("v1" | "v1beta1"),
+                    ) => {
                         return Ok(Output::Metadata);
                     }
                     (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => {
@@ -93,21 +104,34 @@ mod tests {
         assert_eq!(output(None), Ok(Output::Json));
         assert_eq!(output(Some("application/yaml")), Ok(Output::Yaml));
         assert_eq!(
-            output(Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")),
+            output(Some(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+            )),
             Ok(Output::Discovery)
         );
         assert_eq!(output(Some("application/vnd.kubernetes.protobuf")), Err(()));
-        assert_eq!(output(Some("application/vnd.kubernetes.protobuf, */*")), Ok(Output::Json));
         assert_eq!(
-            output(Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")),
+            output(Some("application/vnd.kubernetes.protobuf, */*")),
+            Ok(Output::Json)
+        );
+        assert_eq!(
+            output(Some(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            )),
             Ok(Output::Metadata)
         );
     }
 
     #[test]
     fn patch_content_types() {
-        assert_eq!(body_type(Some("application/strategic-merge-patch+json")), Some(BodyType::StrategicMergePatch));
-        assert_eq!(body_type(Some("application/apply-patch+yaml; charset=utf-8")), Some(BodyType::ApplyPatch));
+        assert_eq!(
+            body_type(Some("application/strategic-merge-patch+json")),
+            Some(BodyType::StrategicMergePatch)
+        );
+        assert_eq!(
+            body_type(Some("application/apply-patch+yaml; charset=utf-8")),
+            Some(BodyType::ApplyPatch)
+        );
         assert_eq!(body_type(Some("text/plain")), None);
     }
 }

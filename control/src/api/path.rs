@@ -39,7 +39,11 @@ pub fn parse(path: &str) -> Route {
     let parts: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let p: Vec<&str> = parts.iter().map(String::as_str).collect();
     match p.as_slice() {
@@ -82,7 +86,9 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
         [plural, name, sub, ..] if *sub == "proxy" => (*plural, *name, Some(*sub)),
         _ => return Route::Unknown,
     };
-    let Some(resource) = resources::find(group, version, plural) else { return Route::Unknown };
+    let Some(resource) = resources::find(group, version, plural) else {
+        return Route::Unknown;
+    };
     if !resource.namespaced && !namespace.is_empty() {
         return Route::Unknown;
     }
@@ -93,7 +99,14 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
             None => (None, Some(s.to_string())),
         },
     };
-    Route::Resource(ResourcePath { resource, namespace, name: name.to_string(), sub, legacy_watch, bad_sub })
+    Route::Resource(ResourcePath {
+        resource,
+        namespace,
+        name: name.to_string(),
+        sub,
+        legacy_watch,
+        bad_sub,
+    })
 }
 
 #[cfg(test)]
@@ -110,11 +123,25 @@ mod tests {
     #[test]
     fn namespaced_and_cluster_paths() {
         let r = rp("/api/v1/namespaces/shop/pods/web-1/log");
-        assert_eq!((r.resource.plural, r.namespace.as_str(), r.name.as_str(), r.sub), ("pods", "shop", "web-1", Some(Sub::Log)));
+        assert_eq!(
+            (
+                r.resource.plural,
+                r.namespace.as_str(),
+                r.name.as_str(),
+                r.sub
+            ),
+            ("pods", "shop", "web-1", Some(Sub::Log))
+        );
         let r = rp("/api/v1/namespaces/shop");
-        assert_eq!((r.resource.plural, r.namespace.as_str(), r.name.as_str()), ("namespaces", "", "shop"));
+        assert_eq!(
+            (r.resource.plural, r.namespace.as_str(), r.name.as_str()),
+            ("namespaces", "", "shop")
+        );
         let r = rp("/api/v1/namespaces/shop/status");
-        assert_eq!((r.resource.plural, r.name.as_str(), r.sub), ("namespaces", "shop", Some(Sub::Status)));
+        assert_eq!(
+            (r.resource.plural, r.name.as_str(), r.sub),
+            ("namespaces", "shop", Some(Sub::Status))
+        );
         let r = rp("/apis/apps/v1/namespaces/shop/deployments/web/scale");
         assert_eq!(r.sub, Some(Sub::Scale));
         let r = rp("/apis/apps/v1/deployments");

@@ -54,7 +54,9 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
     match v {
         "true" | "1" | "True" | "TRUE" => Ok(true),
         "false" | "0" | "False" | "FALSE" | "" => Ok(false),
-        _ => Err(ApiError::bad_request(format!("invalid value {v:?} for {name}: must be a boolean"))),
+        _ => Err(ApiError::bad_request(format!(
+            "invalid value {v:?} for {name}: must be a boolean"
+        ))),
     }
 }
 
@@ -110,43 +112,64 @@ impl Query {
             }
         };
         let timeout_seconds = match get("timeoutSeconds") {
-            Some(t) if !t.is_empty() => Some(
-                t.parse::<u64>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid value {t:?} for timeoutSeconds")))?,
-            ),
+            Some(t) if !t.is_empty() => Some(t.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid value {t:?} for timeoutSeconds"))
+            })?),
             _ => None,
         };
         let grace_period_seconds = match get("gracePeriodSeconds") {
-            Some(g) if !g.is_empty() => Some(
-                g.parse::<i64>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid value {g:?} for gracePeriodSeconds")))?,
-            ),
+            Some(g) if !g.is_empty() => Some(g.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid value {g:?} for gracePeriodSeconds"))
+            })?),
             _ => None,
         };
         let include_object = match get("includeObject") {
             None | Some("") | Some("Metadata") => IncludeObject::Metadata,
             Some("None") => IncludeObject::None,
             Some("Object") => IncludeObject::Object,
-            Some(o) => return Err(ApiError::bad_request(format!("includeObject: Unsupported value: {o:?}"))),
+            Some(o) => {
+                return Err(ApiError::bad_request(format!(
+                    "includeObject: Unsupported value: {o:?}"
+                )));
+            }
         };
         Ok(Query {
-            watch: get("watch").map(|w| parse_bool("watch", w)).transpose()?.unwrap_or(false),
-            resource_version: get("resourceVersion").filter(|s| !s.is_empty()).map(String::from),
+            watch: get("watch")
+                .map(|w| parse_bool("watch", w))
+                .transpose()?
+                .unwrap_or(false),
+            resource_version: get("resourceVersion")
+                .filter(|s| !s.is_empty())
+                .map(String::from),
             rv_match,
             limit,
             continue_token: get("continue").filter(|s| !s.is_empty()).map(String::from),
             label_selector,
             field_selector,
-            allow_bookmarks: get("allowWatchBookmarks").map(|b| parse_bool("allowWatchBookmarks", b)).transpose()?.unwrap_or(false),
-            send_initial_events: get("sendInitialEvents").map(|b| parse_bool("sendInitialEvents", b)).transpose()?,
+            allow_bookmarks: get("allowWatchBookmarks")
+                .map(|b| parse_bool("allowWatchBookmarks", b))
+                .transpose()?
+                .unwrap_or(false),
+            send_initial_events: get("sendInitialEvents")
+                .map(|b| parse_bool("sendInitialEvents", b))
+                .transpose()?,
             timeout_seconds,
             dry_run,
-            field_manager: get("fieldManager").filter(|s| !s.is_empty()).map(String::from),
+            field_manager: get("fieldManager")
+                .filter(|s| !s.is_empty())
+                .map(String::from),
             field_validation,
-            force: get("force").map(|b| parse_bool("force", b)).transpose()?.unwrap_or(false),
+            force: get("force")
+                .map(|b| parse_bool("force", b))
+                .transpose()?
+                .unwrap_or(false),
             grace_period_seconds,
-            propagation_policy: get("propagationPolicy").filter(|s| !s.is_empty()).map(String::from),
-            orphan_dependents: get("orphanDependents").map(|b| parse_bool("orphanDependents", b)).transpose()?,
+            propagation_policy: get("propagationPolicy")
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+            orphan_dependents: get("orphanDependents")
+                .map(|b| parse_bool("orphanDependents", b))
+                .transpose()?,
             include_object,
             pretty: get("pretty").is_some_and(|p| p == "true" || p == "1"),
             raw,

@@ -12,14 +12,24 @@ use std::sync::Arc;
 
 pub async fn get(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
-    let obj = api.store.get_existing(r, &ctx.path.namespace, &ctx.path.name).await?;
+    let obj = api
+        .store
+        .get_existing(r, &ctx.path.namespace, &ctx.path.name)
+        .await?;
     Ok(render_one(ctx, r, &obj, StatusCode::OK))
 }
 
 /// One object in the form the client asked for.
 pub fn render_one(ctx: &Ctx, r: &Resource, obj: &Value, code: StatusCode) -> Response<Body> {
     let v = match ctx.output {
-        Output::Table => table::table(r, std::slice::from_ref(obj), ctx.query.include_object, meta::resource_version(obj), None, true),
+        Output::Table => table::table(
+            r,
+            std::slice::from_ref(obj),
+            ctx.query.include_object,
+            meta::resource_version(obj),
+            None,
+            true,
+        ),
         Output::Metadata => table::partial_metadata(obj),
         _ => obj.clone(),
     };
@@ -80,11 +90,25 @@ pub async fn list(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>> 
     let revision = list_revision(&ctx.query)?;
     let page = api
         .store
-        .list(r, &ctx.path.namespace, ctx.query.limit, ctx.query.continue_token.as_deref(), revision, &keep)
+        .list(
+            r,
+            &ctx.path.namespace,
+            ctx.query.limit,
+            ctx.query.continue_token.as_deref(),
+            revision,
+            &keep,
+        )
         .await?;
     let rv = page.revision.to_string();
     let v = match ctx.output {
-        Output::Table => table::table(r, &page.items, ctx.query.include_object, &rv, page.continue_token.as_deref(), true),
+        Output::Table => table::table(
+            r,
+            &page.items,
+            ctx.query.include_object,
+            &rv,
+            page.continue_token.as_deref(),
+            true,
+        ),
         Output::Metadata => {
             let mut meta = json!({"resourceVersion": rv});
             if let Some(c) = &page.continue_token {
@@ -99,10 +123,20 @@ pub async fn list(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>> 
         }
         _ => list_object(r, page.items, &rv, page.continue_token.as_deref()),
     };
-    Ok(object_response(StatusCode::OK, &v, ctx.output, ctx.query.pretty))
+    Ok(object_response(
+        StatusCode::OK,
+        &v,
+        ctx.output,
+        ctx.query.pretty,
+    ))
 }
 
-pub fn list_object(r: &Resource, items: Vec<Value>, rv: &str, continue_token: Option<&str>) -> Value {
+pub fn list_object(
+    r: &Resource,
+    items: Vec<Value>,
+    rv: &str,
+    continue_token: Option<&str>,
+) -> Value {
     let mut meta = json!({"resourceVersion": rv});
     if let Some(c) = continue_token {
         meta["continue"] = json!(c);

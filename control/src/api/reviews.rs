@@ -14,12 +14,15 @@ use std::sync::Arc;
 pub async fn create(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
     let (raw, dups) = decode::parse_body(body, BodyType::Json)?;
-    let (mut review, _) = decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
+    let (mut review, _) =
+        decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
     let status = match r.kind {
         "SelfSubjectAccessReview" => access_status(api, &ctx.user, review.get("spec"), None)?,
         "LocalSubjectAccessReview" => {
             let spec = review.get("spec");
-            let ns = spec.and_then(|s| s.pointer("/resourceAttributes/namespace")).and_then(Value::as_str);
+            let ns = spec
+                .and_then(|s| s.pointer("/resourceAttributes/namespace"))
+                .and_then(Value::as_str);
             if ns.is_some_and(|n| n != ctx.path.namespace) {
                 return Err(ApiError::bad_request(
                     "spec.resourceAttributes.namespace must match the namespace of the request",
@@ -31,18 +34,26 @@ pub async fn create(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<R
             let spec = review.get("spec");
             let s = subject(spec);
             if s.name.is_empty() && s.groups.is_empty() {
-                return Err(ApiError::bad_request("at least one of user or group must be specified"));
+                return Err(ApiError::bad_request(
+                    "at least one of user or group must be specified",
+                ));
             }
             access_status(api, &s, spec, None)?
         }
         "SelfSubjectRulesReview" => {
-            let ns = review.pointer("/spec/namespace").and_then(Value::as_str).unwrap_or_default();
+            let ns = review
+                .pointer("/spec/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let (resource_rules, non_resource_rules) = api.authorizer.rules_for(&ctx.user, ns);
             json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false})
         }
         "SelfSubjectReview" => json!({"userInfo": user_json(&ctx.user)}),
         "TokenReview" => {
-            let token = review.pointer("/spec/token").and_then(Value::as_str).unwrap_or_default();
+            let token = review
+                .pointer("/spec/token")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             match api.tokens.authenticate(token) {
                 Some(u) => json!({"authenticated": true, "user": user_json(&u.authenticated())}),
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
@@ -54,7 +65,12 @@ pub async fn create(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<R
         m.insert("status".into(), status);
         m.entry("metadata").or_insert_with(|| json!({}));
     }
-    Ok(object_response(StatusCode::CREATED, &review, ctx.output, ctx.query.pretty))
+    Ok(object_response(
+        StatusCode::CREATED,
+        &review,
+        ctx.output,
+        ctx.query.pretty,
+    ))
 }
 
 fn user_json(u: &UserInfo) -> Value {
@@ -69,23 +85,48 @@ fn user_json(u: &UserInfo) -> Value {
 }
 
 fn subject(spec: Option<&Value>) -> UserInfo {
-    let s = |k: &str| spec.and_then(|s| s.get(k)).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |k: &str| {
+        spec.and_then(|s| s.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let groups = spec
         .and_then(|s| s.get("groups"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     let extra: BTreeMap<String, Vec<String>> = spec
         .and_then(|s| s.get("extra"))
         .and_then(|e| serde_json::from_value(e.clone()).ok())
         .unwrap_or_default();
-    UserInfo { name: s("user"), uid: s("uid"), groups, extra }
+    UserInfo {
+        name: s("user"),
+        uid: s("uid"),
+        groups,
+        extra,
+    }
 }
 
-fn access_status(api: &ApiServer, user: &UserInfo, spec: Option<&Value>, namespace: Option<&str>) -> ApiResult<Value> {
+fn access_status(
+    api: &ApiServer,
+    user: &UserInfo,
+    spec: Option<&Value>,
+    namespace: Option<&str>,
+) -> ApiResult<Value> {
     let res = spec.and_then(|s| s.get("resourceAttributes"));
     let non = spec.and_then(|s| s.get("nonResourceAttributes"));
-    let field = |v: Option<&Value>, k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_str).unwrap_or_default().to_string();
+    let field = |v: Option<&Value>, k: &str| {
+        v.and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let attrs = match (res, non) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
@@ -96,7 +137,9 @@ fn access_status(api: &ApiServer, user: &UserInfo, spec: Option<&Value>, namespa
             user: user.clone(),
             verb: field(Some(ra), "verb"),
             resource_request: true,
-            namespace: namespace.map(String::from).unwrap_or_else(|| field(Some(ra), "namespace")),
+            namespace: namespace
+                .map(String::from)
+                .unwrap_or_else(|| field(Some(ra), "namespace")),
             api_group: field(Some(ra), "group"),
             resource: field(Some(ra), "resource"),
             subresource: field(Some(ra), "subresource"),

@@ -47,8 +47,14 @@ impl LabelSelector {
             Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::NotExists(k) => !labels.contains_key(k),
-            Requirement::Gt(k, n) => labels.get(k).and_then(|l| l.parse::<i64>().ok()).is_some_and(|l| l > *n),
-            Requirement::Lt(k, n) => labels.get(k).and_then(|l| l.parse::<i64>().ok()).is_some_and(|l| l < *n),
+            Requirement::Gt(k, n) => labels
+                .get(k)
+                .and_then(|l| l.parse::<i64>().ok())
+                .is_some_and(|l| l > *n),
+            Requirement::Lt(k, n) => labels
+                .get(k)
+                .and_then(|l| l.parse::<i64>().ok())
+                .is_some_and(|l| l < *n),
         })
     }
 
@@ -60,7 +66,11 @@ impl LabelSelector {
         let labels: BTreeMap<String, String> = obj
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
             .unwrap_or_default();
         self.matches(&labels)
     }
@@ -70,24 +80,46 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(Requirement::Eq(k.clone(), v.as_str().unwrap_or_default().to_string()));
+                reqs.push(Requirement::Eq(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
             }
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
                     .unwrap_or_default();
-                reqs.push(match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
-                    "In" => Requirement::In(key, values),
-                    "NotIn" => Requirement::NotIn(key, values),
-                    "Exists" => Requirement::Exists(key),
-                    "DoesNotExist" => Requirement::NotExists(key),
-                    op => return Err(SelectorError(format!("{op:?} is not a valid label selector operator"))),
-                });
+                reqs.push(
+                    match e
+                        .get("operator")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                    {
+                        "In" => Requirement::In(key, values),
+                        "NotIn" => Requirement::NotIn(key, values),
+                        "Exists" => Requirement::Exists(key),
+                        "DoesNotExist" => Requirement::NotExists(key),
+                        op => {
+                            return Err(SelectorError(format!(
+                                "{op:?} is not a valid label selector operator"
+                            )));
+                        }
+                    },
+                );
             }
         }
         Ok(LabelSelector(reqs))
@@ -133,30 +165,49 @@ fn split_top_level(s: &str) -> Vec<&str> {
 }
 
 fn valid_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 317 && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    !k.is_empty()
+        && k.len() <= 317
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 fn valid_value(v: &str) -> bool {
-    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
     let err = || SelectorError(part.to_string());
     if let Some(k) = part.strip_prefix('!') {
         let k = k.trim();
-        return if valid_key(k) { Ok(Requirement::NotExists(k.to_string())) } else { Err(err()) };
+        return if valid_key(k) {
+            Ok(Requirement::NotExists(k.to_string()))
+        } else {
+            Err(err())
+        };
     }
     for (op, ctor) in [(" notin ", false), (" in ", true)] {
         if let Some(pos) = part.find(op) {
             let key = part[..pos].trim();
             let rest = part[pos + op.len()..].trim();
-            let inner = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(err)?;
-            let values: Vec<String> =
-                inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+            let inner = rest
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+                .ok_or_else(err)?;
+            let values: Vec<String> = inner
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect();
             if !valid_key(key) || values.iter().any(|v| !valid_value(v)) {
                 return Err(err());
             }
-            return Ok(if ctor { Requirement::In(key.into(), values) } else { Requirement::NotIn(key.into(), values) });
+            return Ok(if ctor {
+                Requirement::In(key.into(), values)
+            } else {
+                Requirement::NotIn(key.into(), values)
+            });
         }
     }
     for (op, kind) in [("!=", 0), ("==", 1), ("=", 1), (">", 2), ("<", 3)] {
@@ -169,13 +220,23 @@ fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
             return match kind {
                 0 if valid_value(value) => Ok(Requirement::NotEq(key.into(), value.into())),
                 1 if valid_value(value) => Ok(Requirement::Eq(key.into(), value.into())),
-                2 => value.parse().map(|n| Requirement::Gt(key.into(), n)).map_err(|_| err()),
-                3 => value.parse().map(|n| Requirement::Lt(key.into(), n)).map_err(|_| err()),
+                2 => value
+                    .parse()
+                    .map(|n| Requirement::Gt(key.into(), n))
+                    .map_err(|_| err()),
+                3 => value
+                    .parse()
+                    .map(|n| Requirement::Lt(key.into(), n))
+                    .map_err(|_| err()),
                 _ => Err(err()),
             };
         }
     }
-    if valid_key(part) { Ok(Requirement::Exists(part.to_string())) } else { Err(err()) }
+    if valid_key(part) {
+        Ok(Requirement::Exists(part.to_string()))
+    } else {
+        Err(err())
+    }
 }
 
 /// A field selector: `field=value`, `field==value`, `field!=value`, comma-separated.
@@ -197,7 +258,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(SelectorError(format!("invalid selector: '{part}'; can't understand '{part}'")));
+                return Err(SelectorError(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                )));
             };
             out.push((field.trim().to_string(), eq, value.trim().to_string()));
         }
@@ -210,7 +273,10 @@ impl FieldSelector {
 
     /// The value a field selector on `name` must equal, if it pins one (`metadata.name=x`).
     pub fn exact(&self, field: &str) -> Option<&str> {
-        self.0.iter().find(|(f, eq, _)| f == field && *eq).map(|(_, _, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(f, eq, _)| f == field && *eq)
+            .map(|(_, _, v)| v.as_str())
     }
 
     /// Whether `obj` matches; `lookup` maps a supported field name to its value in the object.
@@ -227,15 +293,27 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_every_operator() {
-        let s = LabelSelector::parse("app=web,tier!=db,env in (prod, staging),zone notin (a),canary,!legacy,n>3,m<9")
-            .expect("parse");
+        let s = LabelSelector::parse(
+            "app=web,tier!=db,env in (prod, staging),zone notin (a),canary,!legacy,n>3,m<9",
+        )
+        .expect("parse");
         assert_eq!(s.0.len(), 8);
-        let l = labels(&[("app", "web"), ("tier", "fe"), ("env", "prod"), ("canary", ""), ("n", "4"), ("m", "1")]);
+        let l = labels(&[
+            ("app", "web"),
+            ("tier", "fe"),
+            ("env", "prod"),
+            ("canary", ""),
+            ("n", "4"),
+            ("m", "1"),
+        ]);
         assert!(s.matches(&l));
         let mut l2 = l.clone();
         l2.insert("legacy".into(), "x".into());

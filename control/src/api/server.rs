@@ -36,7 +36,10 @@ pub fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// Server TLS: our serving certificate; client certificates verified against the cluster CA
 /// but optional, so bearer tokens work too.
-pub fn server_config(serving: &CertPair, ca_pem: &str) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    serving: &CertPair,
+    ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for c in certs(ca_pem)? {
@@ -87,10 +90,17 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, api: A
             let service = service_fn(move |req| {
                 let api = api.clone();
                 let client = client.clone();
-                async move { Ok::<_, std::convert::Infallible>(api.handle(req, client.as_ref().clone()).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        api.handle(req, client.as_ref().clone()).await,
+                    )
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

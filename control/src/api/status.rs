@@ -31,7 +31,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// `pods` or `deployments.apps`, as Kubernetes names a resource in messages.
 pub fn qualified(r: &Resource) -> String {
-    if r.group.is_empty() { r.plural.to_string() } else { format!("{}.{}", r.plural, r.group) }
+    if r.group.is_empty() {
+        r.plural.to_string()
+    } else {
+        format!("{}.{}", r.plural, r.group)
+    }
 }
 
 fn details(r: &Resource, name: &str) -> Value {
@@ -44,7 +48,12 @@ fn details(r: &Resource, name: &str) -> Value {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -62,25 +71,44 @@ impl ApiError {
     pub fn not_found(r: &Resource, name: &str) -> ApiError {
         ApiError {
             details: Some(details(r, name)),
-            ..ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(r)))
+            ..ApiError::new(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", qualified(r)),
+            )
         }
     }
 
     pub fn no_route() -> ApiError {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource")
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn already_exists(r: &Resource, name: &str) -> ApiError {
         ApiError {
             details: Some(details(r, name)),
-            ..ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(r)))
+            ..ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", qualified(r)),
+            )
         }
     }
 
     pub fn conflict(r: &Resource, name: &str, why: &str) -> ApiError {
         ApiError {
             details: Some(details(r, name)),
-            ..ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(r)))
+            ..ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                    qualified(r)
+                ),
+            )
         }
     }
 
@@ -96,10 +124,24 @@ impl ApiError {
     pub fn invalid(r: &Resource, name: &str, causes: Vec<Cause>) -> ApiError {
         let list: Vec<String> = causes
             .iter()
-            .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
             .collect();
-        let summary = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
-        let kind = if r.group.is_empty() { r.kind.to_string() } else { format!("{}.{}", r.kind, r.group) };
+        let summary = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
+        let kind = if r.group.is_empty() {
+            r.kind.to_string()
+        } else {
+            format!("{}.{}", r.kind, r.group)
+        };
         let mut d = json!({"name": name, "kind": r.kind});
         if !r.group.is_empty() {
             d["group"] = json!(r.group);
@@ -112,16 +154,38 @@ impl ApiError {
         );
         ApiError {
             details: Some(d),
-            ..ApiError::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {summary}"))
+            ..ApiError::new(
+                422,
+                "Invalid",
+                format!("{kind} \"{name}\" is invalid: {summary}"),
+            )
         }
     }
 
-    pub fn invalid_field(r: &Resource, name: &str, field: &str, reason: &str, message: impl Into<String>) -> ApiError {
-        ApiError::invalid(r, name, vec![Cause { reason: reason.into(), message: message.into(), field: field.into() }])
+    pub fn invalid_field(
+        r: &Resource,
+        name: &str,
+        field: &str,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError::invalid(
+            r,
+            name,
+            vec![Cause {
+                reason: reason.into(),
+                message: message.into(),
+                field: field.into(),
+            }],
+        )
     }
 
     pub fn method_not_allowed() -> ApiError {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> ApiError {
@@ -129,15 +193,29 @@ impl ApiError {
     }
 
     pub fn too_large() -> ApiError {
-        ApiError::new(413, "RequestEntityTooLarge", "the request is too large: limit is 3MB")
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            "the request is too large: limit is 3MB",
+        )
     }
 
     pub fn unsupported_media_type(ct: &str) -> ApiError {
-        ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct})"))
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {ct})"
+            ),
+        )
     }
 
     pub fn not_acceptable() -> ApiError {
-        ApiError::new(406, "NotAcceptable", "only the following media types are accepted: application/json, application/yaml")
+        ApiError::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml",
+        )
     }
 
     pub fn too_many_requests(message: impl Into<String>) -> ApiError {
@@ -145,7 +223,11 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> ApiError {
@@ -184,12 +266,17 @@ impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> ApiError {
         use crate::storage::StorageError as S;
         match e {
-            S::Compacted { requested, compacted } => ApiError::gone(if compacted > 0 {
+            S::Compacted {
+                requested,
+                compacted,
+            } => ApiError::gone(if compacted > 0 {
                 format!("too old resource version: {requested} ({compacted})")
             } else {
                 format!("too old resource version: {requested}")
             }),
-            S::FutureRevision(rev) => ApiError::timeout(format!("Too large resource version: {rev}")),
+            S::FutureRevision(rev) => {
+                ApiError::timeout(format!("Too large resource version: {rev}"))
+            }
             S::Unavailable(m) => ApiError::unavailable(format!("storage is unavailable: {m}")),
             S::Other(m) => ApiError::internal(m),
         }

@@ -13,17 +13,32 @@ use http::{Response, StatusCode, header};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-pub async fn handle(api: &Arc<ApiServer>, ctx: &Ctx, sub: Sub, body: &[u8]) -> ApiResult<Response<Body>> {
+pub async fn handle(
+    api: &Arc<ApiServer>,
+    ctx: &Ctx,
+    sub: Sub,
+    body: &[u8],
+) -> ApiResult<Response<Body>> {
     match (sub, ctx.verb) {
         (Sub::Scale, "get") => {
-            let obj = api.store.get_existing(ctx.resource(), &ctx.path.namespace, &ctx.path.name).await?;
-            Ok(object_response(StatusCode::OK, &scale_view(&obj)?, ctx.output, ctx.query.pretty))
+            let obj = api
+                .store
+                .get_existing(ctx.resource(), &ctx.path.namespace, &ctx.path.name)
+                .await?;
+            Ok(object_response(
+                StatusCode::OK,
+                &scale_view(&obj)?,
+                ctx.output,
+                ctx.query.pretty,
+            ))
         }
         (Sub::Scale, "update" | "patch") => scale_update(api, ctx, body).await,
         (Sub::Finalize, "update") => super::write::update(api, ctx, body).await,
         (Sub::Binding, "create") => bind(api, ctx, body).await,
         (Sub::Eviction, "create") => evict(api, ctx, body).await,
-        (Sub::Log | Sub::Exec | Sub::Attach | Sub::PortForward | Sub::Proxy, _) => node_served(api, ctx, sub).await,
+        (Sub::Log | Sub::Exec | Sub::Attach | Sub::PortForward | Sub::Proxy, _) => {
+            node_served(api, ctx, sub).await
+        }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
@@ -32,7 +47,9 @@ pub async fn handle(api: &Arc<ApiServer>, ctx: &Ctx, sub: Sub, body: &[u8]) -> A
 fn scale_view(obj: &Value) -> ApiResult<Value> {
     let selector = match obj.pointer("/spec/selector") {
         Some(sel) if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() => {
-            LabelSelector::from_object(sel).map(|s| s.to_string_form()).unwrap_or_default()
+            LabelSelector::from_object(sel)
+                .map(|s| s.to_string_form())
+                .unwrap_or_default()
         }
         // ReplicationControllers select with a plain map.
         Some(Value::Object(m)) => m
@@ -63,14 +80,22 @@ fn scale_view(obj: &Value) -> ApiResult<Value> {
 
 async fn scale_update(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
-    let ct = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let ty = negotiate::body_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
+    let ct = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let ty = negotiate::body_type(ct)
+        .ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
     if ty == BodyType::ApplyPatch {
-        return Err(ApiError::unsupported_media_type("application/apply-patch+yaml"));
+        return Err(ApiError::unsupported_media_type(
+            "application/apply-patch+yaml",
+        ));
     }
     let (input, _) = decode::parse_body(body, ty)?;
     let precondition = match (ctx.verb, &input) {
-        ("update", v) => meta::parse_rv(meta::resource_version(v)).map_err(ApiError::bad_request)?,
+        ("update", v) => {
+            meta::parse_rv(meta::resource_version(v)).map_err(ApiError::bad_request)?
+        }
         _ => None,
     };
     let scale_kind = resources::find("autoscaling", "v1", "horizontalpodautoscalers");
@@ -80,20 +105,34 @@ async fn scale_update(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult
             input.clone()
         } else {
             // A Scale has no merge keys: a strategic patch behaves as a merge patch.
-            let ty = if ty == BodyType::StrategicMergePatch { BodyType::MergePatch } else { ty };
+            let ty = if ty == BodyType::StrategicMergePatch {
+                BodyType::MergePatch
+            } else {
+                ty
+            };
             apply_patch(&api.catalog, None, ty, &current, &input)?
         };
         let replicas = match wanted.pointer("/spec/replicas") {
             None | Some(Value::Null) => 0,
-            Some(v) => v.as_i64().ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?,
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas must be an integer"))?,
         };
         if replicas < 0 {
             let name = meta::name(old).to_string();
             let _ = scale_kind;
             return Err(ApiError {
-                details: Some(json!({"name": name, "group": "autoscaling", "kind": "Scale",
-                    "causes": [{"reason": "FieldValueInvalid", "message": format!("Invalid value: {replicas}: must be greater than or equal to 0"), "field": "spec.replicas"}]})),
-                ..ApiError::new(422, "Invalid", format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"))
+                details: Some(
+                    json!({"name": name, "group": "autoscaling", "kind": "Scale",
+                    "causes": [{"reason": "FieldValueInvalid", "message": format!("Invalid value: {replicas}: must be greater than or equal to 0"), "field": "spec.replicas"}]}),
+                ),
+                ..ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+                    ),
+                )
             });
         }
         let mut o = old.clone();
@@ -103,32 +142,66 @@ async fn scale_update(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult
         Ok(Some(o))
     };
     let updated = update_loop(api, ctx, r, precondition, compute, "Update").await?;
-    Ok(object_response(StatusCode::OK, &scale_view(&updated)?, ctx.output, ctx.query.pretty))
+    Ok(object_response(
+        StatusCode::OK,
+        &scale_view(&updated)?,
+        ctx.output,
+        ctx.query.pretty,
+    ))
 }
 
 /// `pods/binding`: the scheduler assigns a pod to a node, once.
 async fn bind(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
     let (binding, _) = decode::parse_body(body, BodyType::Json)?;
-    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if node.is_empty() {
-        return Err(ApiError::invalid_field(r, &ctx.path.name, "target.name", "FieldValueRequired", "Required value"));
+        return Err(ApiError::invalid_field(
+            r,
+            &ctx.path.name,
+            "target.name",
+            "FieldValueRequired",
+            "Required value",
+        ));
     }
     let name = ctx.path.name.clone();
     for _ in 0..16 {
-        let mut pod = api.store.get_existing(r, &ctx.path.namespace, &name).await?;
-        let rev = meta::parse_rv(meta::resource_version(&pod)).ok().flatten().unwrap_or(0);
+        let mut pod = api
+            .store
+            .get_existing(r, &ctx.path.namespace, &name)
+            .await?;
+        let rev = meta::parse_rv(meta::resource_version(&pod))
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         if meta::deletion_timestamp(&pod).is_some() {
-            return Err(ApiError::conflict(r, &name, "pod is being deleted, cannot be assigned to a host"));
+            return Err(ApiError::conflict(
+                r,
+                &name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
         }
-        let current = meta::str_at(&pod, "/spec/nodeName").unwrap_or_default().to_string();
+        let current = meta::str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_string();
         if !current.is_empty() {
-            return Err(ApiError::conflict(r, &name, &format!("pod {name} is already assigned to node \"{current}\"")));
+            return Err(ApiError::conflict(
+                r,
+                &name,
+                &format!("pod {name} is already assigned to node \"{current}\""),
+            ));
         }
         if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("nodeName".into(), json!(node));
         }
-        if let Some(ann) = binding.pointer("/metadata/annotations").and_then(Value::as_object) {
+        if let Some(ann) = binding
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+        {
             let m = meta::metadata_mut(&mut pod);
             let a = m.entry("annotations").or_insert_with(|| json!({}));
             if let Value::Object(a) = a {
@@ -147,7 +220,12 @@ async fn bind(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Respons
             Err(e) => return Err(e),
         }
     }
-    Ok(object_response(StatusCode::CREATED, &success(), ctx.output, ctx.query.pretty))
+    Ok(object_response(
+        StatusCode::CREATED,
+        &success(),
+        ctx.output,
+        ctx.query.pretty,
+    ))
 }
 
 fn success() -> Value {
@@ -157,16 +235,22 @@ fn success() -> Value {
 /// Sets a pod condition (type → status), keeping the others.
 fn set_condition(pod: &mut Value, ty: &str, status: &str, reason: &str) {
     let now = meta::now();
-    let Some(root) = pod.as_object_mut() else { return };
+    let Some(root) = pod.as_object_mut() else {
+        return;
+    };
     let st = root.entry("status").or_insert_with(|| json!({}));
     let Some(st) = st.as_object_mut() else { return };
     let conds = st.entry("conditions").or_insert_with(|| json!([]));
     let Value::Array(list) = conds else { return };
-    let mut c = json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    let mut c =
+        json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
     if !reason.is_empty() {
         c["reason"] = json!(reason);
     }
-    match list.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(ty)) {
+    match list
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+    {
         Some(existing) => *existing = c,
         None => list.push(c),
     }
@@ -176,8 +260,14 @@ fn set_condition(pod: &mut Value, ty: &str, status: &str, reason: &str) {
 async fn evict(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
     let (eviction, _) = decode::parse_body(body, BodyType::Json)?;
-    let pod = api.store.get_existing(r, &ctx.path.namespace, &ctx.path.name).await?;
-    let terminal = matches!(meta::str_at(&pod, "/status/phase"), Some("Succeeded" | "Failed"));
+    let pod = api
+        .store
+        .get_existing(r, &ctx.path.namespace, &ctx.path.name)
+        .await?;
+    let terminal = matches!(
+        meta::str_at(&pod, "/status/phase"),
+        Some("Succeeded" | "Failed")
+    );
     if !terminal && meta::deletion_timestamp(&pod).is_none() {
         charge_disruption_budget(api, &pod).await?;
     }
@@ -202,31 +292,55 @@ async fn evict(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Respon
     let delete_ctx = Ctx { path, ..delete_ctx };
     let bytes = serde_json::to_vec(&delete_body).unwrap_or_default();
     super::delete::delete(api, &delete_ctx, &bytes).await?;
-    Ok(object_response(StatusCode::CREATED, &success(), ctx.output, ctx.query.pretty))
+    Ok(object_response(
+        StatusCode::CREATED,
+        &success(),
+        ctx.output,
+        ctx.query.pretty,
+    ))
 }
 
 /// Takes one allowed disruption from every budget covering the pod, or refuses with 429.
 async fn charge_disruption_budget(api: &Arc<ApiServer>, pod: &Value) -> ApiResult<()> {
-    let Some(pdbs) = resources::find("policy", "v1", "poddisruptionbudgets") else { return Ok(()) };
-    let page = api.store.list(pdbs, meta::namespace(pod), 0, None, 0, &|_| true).await?;
+    let Some(pdbs) = resources::find("policy", "v1", "poddisruptionbudgets") else {
+        return Ok(());
+    };
+    let page = api
+        .store
+        .list(pdbs, meta::namespace(pod), 0, None, 0, &|_| true)
+        .await?;
     for pdb in page.items {
-        let Some(sel) = pdb.pointer("/spec/selector") else { continue };
-        let Ok(sel) = LabelSelector::from_object(sel) else { continue };
+        let Some(sel) = pdb.pointer("/spec/selector") else {
+            continue;
+        };
+        let Ok(sel) = LabelSelector::from_object(sel) else {
+            continue;
+        };
         if sel.is_empty() || !sel.matches_object(pod) {
             continue;
         }
-        let allowed = pdb.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+        let allowed = pdb
+            .pointer("/status/disruptionsAllowed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if allowed < 1 {
             return Err(ApiError {
-                details: Some(json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
+                details: Some(
+                    json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
                     "The disruption budget {} needs {} healthy pods and has {} currently",
                     meta::name(&pdb),
                     pdb.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0),
-                    pdb.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0))}]})),
-                ..ApiError::too_many_requests("Cannot evict pod as it would violate the pod's disruption budget.")
+                    pdb.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0))}]}),
+                ),
+                ..ApiError::too_many_requests(
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                )
             });
         }
-        let rev = meta::parse_rv(meta::resource_version(&pdb)).ok().flatten().unwrap_or(0);
+        let rev = meta::parse_rv(meta::resource_version(&pdb))
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         let mut charged = pdb.clone();
         if let Some(st) = charged.get_mut("status").and_then(Value::as_object_mut) {
             st.insert("disruptionsAllowed".into(), json!(allowed - 1));
@@ -235,13 +349,18 @@ async fn charge_disruption_budget(api: &Arc<ApiServer>, pod: &Value) -> ApiResul
                 dp.insert(meta::name(pod).to_string(), json!(meta::now()));
             }
         }
-        api.store.update(pdbs, charged, rev, Default::default()).await.map_err(|e| {
-            if e.code == 409 {
-                ApiError::too_many_requests("the disruption budget changed; try the eviction again")
-            } else {
-                e
-            }
-        })?;
+        api.store
+            .update(pdbs, charged, rev, Default::default())
+            .await
+            .map_err(|e| {
+                if e.code == 409 {
+                    ApiError::too_many_requests(
+                        "the disruption budget changed; try the eviction again",
+                    )
+                } else {
+                    e
+                }
+            })?;
     }
     Ok(())
 }
@@ -250,9 +369,18 @@ async fn charge_disruption_budget(api: &Arc<ApiServer>, pod: &Value) -> ApiResul
 async fn node_served(api: &Arc<ApiServer>, ctx: &Ctx, sub: Sub) -> ApiResult<Response<Body>> {
     let r: &Resource = ctx.resource();
     if r.kind == "Pod" {
-        let pod = api.store.get_existing(r, &ctx.path.namespace, &ctx.path.name).await?;
-        if meta::str_at(&pod, "/spec/nodeName").unwrap_or_default().is_empty() {
-            return Err(ApiError::bad_request(format!("pod {} does not have a host assigned", ctx.path.name)));
+        let pod = api
+            .store
+            .get_existing(r, &ctx.path.namespace, &ctx.path.name)
+            .await?;
+        if meta::str_at(&pod, "/spec/nodeName")
+            .unwrap_or_default()
+            .is_empty()
+        {
+            return Err(ApiError::bad_request(format!(
+                "pod {} does not have a host assigned",
+                ctx.path.name
+            )));
         }
     }
     Err(ApiError::unavailable(format!(

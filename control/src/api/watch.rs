@@ -29,7 +29,11 @@ impl Source {
     async fn next(&mut self) -> Result<Vec<Arc<CacheEvent>>, ApiError> {
         match self {
             Source::Cache(w) => w.next().await.map_err(|t| {
-                ApiError::gone(format!("too old resource version: {} ({})", w.cursor(), t.oldest))
+                ApiError::gone(format!(
+                    "too old resource version: {} ({})",
+                    w.cursor(),
+                    t.oldest
+                ))
             }),
             Source::Storage(rx) => match rx.recv().await {
                 Some(Ok(batch)) => Ok(batch
@@ -58,7 +62,9 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
     let name = ctx.path.name.clone();
     let keep = move |o: &Value| keep(o) && (name.is_empty() || meta::name(o) == name);
     if q.rv_match == RvMatch::Exact {
-        return Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch"));
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch",
+        ));
     }
     let rv = match &q.resource_version {
         None => None,
@@ -91,7 +97,10 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
     let start = if send_initial || rv.is_none() || rv == Some(0) {
         let at = cache.latest().max(rv.unwrap_or(0));
         if send_initial {
-            let page = api.store.list(r, &ctx.path.namespace, 0, None, at, &keep).await?;
+            let page = api
+                .store
+                .list(r, &ctx.path.namespace, 0, None, at, &keep)
+                .await?;
             initial = page.items;
         }
         at
@@ -106,7 +115,12 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
             }
             Source::Cache(w)
         }
-        Err(_) => match api.store.storage.watch(&r.namespace_prefix(&ctx.path.namespace), start, false).await {
+        Err(_) => match api
+            .store
+            .storage
+            .watch(&r.namespace_prefix(&ctx.path.namespace), start, false)
+            .await
+        {
             Ok(rx) => Source::Storage(rx),
             Err(e @ StorageError::Compacted { .. }) => return Ok(error_stream(&ApiError::from(e))),
             Err(e) => return Err(e.into()),
@@ -136,21 +150,36 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
     tokio::spawn(async move {
         let _ = tokio::time::timeout(
             timeout,
-            stream.run(source, initial, initial_end_bookmark, start, &keep, &in_namespace, &metrics),
+            stream.run(
+                source,
+                initial,
+                initial_end_bookmark,
+                start,
+                &keep,
+                &in_namespace,
+                &metrics,
+            ),
         )
         .await;
         metrics.watcher_stopped(r.plural);
     });
     let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
     Ok(resp)
 }
 
 /// A 200 response holding one ERROR event (how Kubernetes reports a too-old version to a watch).
 fn error_stream(e: &ApiError) -> Response<Body> {
-    let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
+    let mut line =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
     line.push(b'\n');
     super::bytes_response(StatusCode::OK, "application/json", line)
 }
@@ -237,7 +266,14 @@ impl Stream {
             Output::Table => {
                 let with_columns = !self.columns_sent;
                 self.columns_sent = true;
-                table::table(self.r, std::slice::from_ref(obj), self.include, meta::resource_version(obj), None, with_columns)
+                table::table(
+                    self.r,
+                    std::slice::from_ref(obj),
+                    self.include,
+                    meta::resource_version(obj),
+                    None,
+                    with_columns,
+                )
             }
             Output::Metadata => table::partial_metadata(obj),
             _ => obj.clone(),
@@ -246,9 +282,13 @@ impl Stream {
     }
 
     async fn send_raw(&mut self, kind: &str, object: Value) -> bool {
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
-        self.tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_ok()
+        self.tx
+            .send(Ok(Frame::data(Bytes::from(line))))
+            .await
+            .is_ok()
     }
 }
 

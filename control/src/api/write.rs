@@ -19,20 +19,27 @@ use std::sync::Arc;
 const MAX_RETRIES: usize = 16;
 
 fn content_type(ctx: &Ctx) -> Option<&str> {
-    ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    ctx.headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 pub async fn create(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
     let ct = content_type(ctx);
-    let ty = super::negotiate::body_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
+    let ty = super::negotiate::body_type(ct)
+        .ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
     if !matches!(ty, BodyType::Json | BodyType::Yaml) {
         return Err(ApiError::unsupported_media_type(ct.unwrap_or_default()));
     }
     let (raw, dups) = decode::parse_body(body, ty)?;
-    let (decoded, findings) = decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
+    let (decoded, findings) =
+        decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
     let created = create_object(api, ctx, r, decoded, "Update").await?;
-    Ok(with_warnings(render_one(ctx, r, &created, StatusCode::CREATED), &findings.warnings))
+    Ok(with_warnings(
+        render_one(ctx, r, &created, StatusCode::CREATED),
+        &findings.warnings,
+    ))
 }
 
 /// The create pipeline for a decoded object (also server-side apply of a new object).
@@ -70,11 +77,19 @@ pub async fn create_object(
         match api.store.create(r, obj, extra).await {
             Ok(created) => return Ok(created),
             // Another generated name or allocation won the race: pick again.
-            Err(e) if e.code == 409 && (generated || e.reason == "Conflict") && attempt + 1 < MAX_RETRIES => continue,
+            Err(e)
+                if e.code == 409
+                    && (generated || e.reason == "Conflict")
+                    && attempt + 1 < MAX_RETRIES =>
+            {
+                continue;
+            }
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::internal("could not create the object after several attempts"))
+    Err(ApiError::internal(
+        "could not create the object after several attempts",
+    ))
 }
 
 fn place_in_namespace(ctx: &Ctx, r: &Resource, obj: &mut Value) -> ApiResult<()> {
@@ -82,7 +97,9 @@ fn place_in_namespace(ctx: &Ctx, r: &Resource, obj: &mut Value) -> ApiResult<()>
     let m = meta::metadata_mut(obj);
     if r.namespaced {
         if ctx.path.namespace.is_empty() {
-            return Err(ApiError::bad_request("the namespace of the object must be given in the request path"));
+            return Err(ApiError::bad_request(
+                "the namespace of the object must be given in the request path",
+            ));
         }
         if !body_ns.is_empty() && body_ns != ctx.path.namespace {
             return Err(ApiError::bad_request(
@@ -101,36 +118,68 @@ fn generate_name(obj: &mut Value) -> bool {
     if !meta::name(obj).is_empty() {
         return false;
     }
-    let Some(prefix) = meta::str_at(obj, "/metadata/generateName").map(String::from) else { return false };
+    let Some(prefix) = meta::str_at(obj, "/metadata/generateName").map(String::from) else {
+        return false;
+    };
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let suffix: String =
-        (0..5).map(|_| ALPHABET[rand::random::<u32>() as usize % ALPHABET.len()] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rand::random::<u32>() as usize % ALPHABET.len()] as char)
+        .collect();
     let mut base = prefix;
     base.truncate(63 - 5);
     meta::metadata_mut(obj).insert("name".into(), json!(format!("{base}{suffix}")));
     true
 }
 
-fn record_managed(api: &ApiServer, ctx: &Ctx, r: &Resource, old: Option<&Value>, obj: &mut Value) -> ApiResult<()> {
+fn record_managed(
+    api: &ApiServer,
+    ctx: &Ctx,
+    r: &Resource,
+    old: Option<&Value>,
+    obj: &mut Value,
+) -> ApiResult<()> {
     let schema = api.catalog.kind(r.group, r.version, r.kind);
     let sub = ctx.path.sub.map(Sub::name);
-    managed::record_update(&api.catalog, schema, old, obj, &ctx.manager(), &r.api_version(), sub, &meta::now())
-        .map_err(|e| ApiError::internal(format!("managed fields: {e}")))
+    managed::record_update(
+        &api.catalog,
+        schema,
+        old,
+        obj,
+        &ctx.manager(),
+        &r.api_version(),
+        sub,
+        &meta::now(),
+    )
+    .map_err(|e| ApiError::internal(format!("managed fields: {e}")))
 }
 
 pub async fn update(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
     let ct = content_type(ctx);
-    let ty = super::negotiate::body_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
+    let ty = super::negotiate::body_type(ct)
+        .ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
     if !matches!(ty, BodyType::Json | BodyType::Yaml) {
         return Err(ApiError::unsupported_media_type(ct.unwrap_or_default()));
     }
     let (raw, dups) = decode::parse_body(body, ty)?;
-    let (new, findings) = decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
+    let (new, findings) =
+        decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
     check_identity(ctx, r, &new)?;
-    let precondition = meta::parse_rv(meta::resource_version(&new)).map_err(ApiError::bad_request)?;
-    let obj = update_loop(api, ctx, r, precondition, |_old| Ok(Some(new.clone())), "Update").await?;
-    Ok(with_warnings(render_one(ctx, r, &obj, StatusCode::OK), &findings.warnings))
+    let precondition =
+        meta::parse_rv(meta::resource_version(&new)).map_err(ApiError::bad_request)?;
+    let obj = update_loop(
+        api,
+        ctx,
+        r,
+        precondition,
+        |_old| Ok(Some(new.clone())),
+        "Update",
+    )
+    .await?;
+    Ok(with_warnings(
+        render_one(ctx, r, &obj, StatusCode::OK),
+        &findings.warnings,
+    ))
 }
 
 /// The name and namespace in a body must match the URL.
@@ -162,14 +211,22 @@ pub(crate) async fn update_loop(
     operation: &str,
 ) -> ApiResult<Value> {
     for _ in 0..MAX_RETRIES {
-        let old = api.store.get_existing(r, &ctx.path.namespace, &ctx.path.name).await?;
-        let old_rev = meta::parse_rv(meta::resource_version(&old)).ok().flatten().unwrap_or(0);
+        let old = api
+            .store
+            .get_existing(r, &ctx.path.namespace, &ctx.path.name)
+            .await?;
+        let old_rev = meta::parse_rv(meta::resource_version(&old))
+            .ok()
+            .flatten()
+            .unwrap_or(0);
         if let Some(p) = precondition
             && p != old_rev
         {
             return Err(ApiError::stale(r, &ctx.path.name));
         }
-        let Some(mut obj) = compute(&old)? else { return Err(ApiError::not_found(r, &ctx.path.name)) };
+        let Some(mut obj) = compute(&old)? else {
+            return Err(ApiError::not_found(r, &ctx.path.name));
+        };
         meta::metadata_mut(&mut obj).insert("namespace".into(), json!(ctx.path.namespace));
         if !r.namespaced {
             meta::metadata_mut(&mut obj).remove("namespace");
@@ -179,8 +236,13 @@ pub(crate) async fn update_loop(
         if operation == "Update" {
             record_managed(api, ctx, r, Some(&old), &mut obj)?;
         }
-        let extra = api.admission.mutate(&api.store, r, &mut obj, Some(&old)).await?;
-        api.admission.validate(&api.store, r, &obj, Some(&old)).await?;
+        let extra = api
+            .admission
+            .mutate(&api.store, r, &mut obj, Some(&old))
+            .await?;
+        api.admission
+            .validate(&api.store, r, &obj, Some(&old))
+            .await?;
         if unchanged(&obj, &old) {
             return Ok(old);
         }
@@ -191,7 +253,11 @@ pub(crate) async fn update_loop(
         if deletion_complete(r, &obj) {
             let mut extra_del = api.admission.on_delete(r, &obj);
             extra_del.conditions.extend(extra.conditions);
-            match api.store.delete(r, &ctx.path.namespace, &ctx.path.name, old_rev, extra_del).await {
+            match api
+                .store
+                .delete(r, &ctx.path.namespace, &ctx.path.name, old_rev, extra_del)
+                .await
+            {
                 Ok(rev) => {
                     meta::set_resource_version(&mut obj, rev);
                     return Ok(obj);
@@ -206,14 +272,21 @@ pub(crate) async fn update_loop(
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::conflict(r, &ctx.path.name, "the object is being modified too often; try again"))
+    Err(ApiError::conflict(
+        r,
+        &ctx.path.name,
+        "the object is being modified too often; try again",
+    ))
 }
 
 /// An object marked for deletion whose last finalizer is gone is removed.
 fn deletion_complete(r: &Resource, obj: &Value) -> bool {
     let namespace_finalizers = r.group.is_empty()
         && r.kind == "Namespace"
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
     meta::deletion_timestamp(obj).is_some()
         && meta::finalizers(obj).is_empty()
         && !namespace_finalizers
@@ -224,8 +297,14 @@ fn deletion_complete(r: &Resource, obj: &Value) -> bool {
 pub fn awaits_kubelet(r: &Resource, obj: &Value) -> bool {
     r.group.is_empty()
         && r.kind == "Pod"
-        && obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) > 0
-        && !meta::str_at(obj, "/spec/nodeName").unwrap_or_default().is_empty()
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            > 0
+        && !meta::str_at(obj, "/spec/nodeName")
+            .unwrap_or_default()
+            .is_empty()
 }
 
 /// Equal apart from the resource version and managed-field timestamps: nothing to write.
@@ -258,14 +337,17 @@ pub async fn patch(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Re
         return apply(api, ctx, r, patch, &dups).await;
     }
     let precondition = match &patch {
-        Value::Object(_) => meta::parse_rv(meta::resource_version(&patch)).map_err(ApiError::bad_request)?,
+        Value::Object(_) => {
+            meta::parse_rv(meta::resource_version(&patch)).map_err(ApiError::bad_request)?
+        }
         _ => None,
     };
     let schema = api.catalog.kind(r.group, r.version, r.kind);
     let warnings = std::sync::Mutex::new(Vec::new());
     let compute = |old: &Value| -> ApiResult<Option<Value>> {
         let patched = apply_patch(&api.catalog, schema, ty, old, &patch)?;
-        let (checked, findings) = decode::check_object(&api.catalog, r, patched, &dups, ctx.query.field_validation)?;
+        let (checked, findings) =
+            decode::check_object(&api.catalog, r, patched, &dups, ctx.query.field_validation)?;
         if let Ok(mut w) = warnings.lock() {
             *w = findings.warnings;
         }
@@ -291,7 +373,11 @@ pub(crate) fn apply_patch(
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             let mut doc = old.clone();
             json_patch::patch(&mut doc, &p).map_err(|e| {
-                ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
             })?;
             doc
         }
@@ -303,13 +389,15 @@ pub(crate) fn apply_patch(
             json_patch::merge(&mut doc, patch);
             doc
         }
-        BodyType::StrategicMergePatch => strategic::apply(catalog, schema, old, patch).map_err(|e| {
-            if e.upstream_status() == 422 {
-                ApiError::new(422, "Invalid", e.to_string())
-            } else {
-                ApiError::bad_request(e.to_string())
-            }
-        })?,
+        BodyType::StrategicMergePatch => {
+            strategic::apply(catalog, schema, old, patch).map_err(|e| {
+                if e.upstream_status() == 422 {
+                    ApiError::new(422, "Invalid", e.to_string())
+                } else {
+                    ApiError::bad_request(e.to_string())
+                }
+            })?
+        }
         BodyType::Json | BodyType::Yaml | BodyType::ApplyPatch => {
             return Err(ApiError::unsupported_media_type("application/json"));
         }
@@ -327,13 +415,19 @@ fn check_patch_identity(ctx: &Ctx, r: &Resource, old: &Value, new: &Value) -> Ap
             format!("Invalid value: \"{}\": field is immutable", meta::name(new)),
         ));
     }
-    if r.namespaced && meta::namespace(new) != meta::namespace(old) && !meta::namespace(new).is_empty() {
+    if r.namespaced
+        && meta::namespace(new) != meta::namespace(old)
+        && !meta::namespace(new).is_empty()
+    {
         return Err(ApiError::invalid_field(
             r,
             &ctx.path.name,
             "metadata.namespace",
             "FieldValueInvalid",
-            format!("Invalid value: \"{}\": field is immutable", meta::namespace(new)),
+            format!(
+                "Invalid value: \"{}\": field is immutable",
+                meta::namespace(new)
+            ),
         ));
     }
     if !meta::uid(new).is_empty() && meta::uid(new) != meta::uid(old) {
@@ -349,47 +443,104 @@ fn check_patch_identity(ctx: &Ctx, r: &Resource, old: &Value, new: &Value) -> Ap
 }
 
 /// Server-side apply (`application/apply-patch+yaml`).
-async fn apply(api: &Arc<ApiServer>, ctx: &Ctx, r: &'static Resource, config: Value, dups: &[String]) -> ApiResult<Response<Body>> {
+async fn apply(
+    api: &Arc<ApiServer>,
+    ctx: &Ctx,
+    r: &'static Resource,
+    config: Value,
+    dups: &[String],
+) -> ApiResult<Response<Body>> {
     let Some(manager) = ctx.query.field_manager.clone() else {
-        return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set"));
+        return Err(ApiError::bad_request(
+            "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+        ));
     };
     // The applied configuration must be a well-formed partial object of this kind.
-    let (checked, findings) = decode::check_object(&api.catalog, r, config.clone(), dups, ctx.query.field_validation)?;
+    let (checked, findings) = decode::check_object(
+        &api.catalog,
+        r,
+        config.clone(),
+        dups,
+        ctx.query.field_validation,
+    )?;
     check_identity(ctx, r, &checked)?;
     let mut config = config;
     if let Value::Object(m) = &mut config {
-        m.entry("apiVersion").or_insert_with(|| json!(r.api_version()));
+        m.entry("apiVersion")
+            .or_insert_with(|| json!(r.api_version()));
         m.entry("kind").or_insert_with(|| json!(r.kind));
     }
     let schema = api.catalog.kind(r.group, r.version, r.kind);
     let sub = ctx.path.sub.map(Sub::name);
     let now = meta::now();
-    let existing = api.store.get(r, &ctx.path.namespace, &ctx.path.name).await?;
+    let existing = api
+        .store
+        .get(r, &ctx.path.namespace, &ctx.path.name)
+        .await?;
     if existing.is_none() {
         if ctx.path.sub.is_some() {
             return Err(ApiError::not_found(r, &ctx.path.name));
         }
-        let applied = managed::apply(&api.catalog, schema, None, &config, &manager, &r.api_version(), sub, ctx.query.force, &now)
-            .map_err(|e| apply_error(r, &ctx.path.name, e))?;
-        let (obj, _) = decode::check_object(&api.catalog, r, applied, &[], super::query::FieldValidation::Ignore)?;
+        let applied = managed::apply(
+            &api.catalog,
+            schema,
+            None,
+            &config,
+            &manager,
+            &r.api_version(),
+            sub,
+            ctx.query.force,
+            &now,
+        )
+        .map_err(|e| apply_error(r, &ctx.path.name, e))?;
+        let (obj, _) = decode::check_object(
+            &api.catalog,
+            r,
+            applied,
+            &[],
+            super::query::FieldValidation::Ignore,
+        )?;
         match create_object(api, ctx, r, obj, "Apply").await {
             Ok(created) => {
-                return Ok(with_warnings(render_one(ctx, r, &created, StatusCode::CREATED), &findings.warnings));
+                return Ok(with_warnings(
+                    render_one(ctx, r, &created, StatusCode::CREATED),
+                    &findings.warnings,
+                ));
             }
             // Created meanwhile by someone else: apply onto it below.
             Err(e) if e.reason == "AlreadyExists" => {}
             Err(e) => return Err(e),
         }
     }
-    let precondition = meta::parse_rv(meta::resource_version(&config)).map_err(ApiError::bad_request)?;
+    let precondition =
+        meta::parse_rv(meta::resource_version(&config)).map_err(ApiError::bad_request)?;
     let compute = |old: &Value| -> ApiResult<Option<Value>> {
-        let merged = managed::apply(&api.catalog, schema, Some(old), &config, &manager, &r.api_version(), sub, ctx.query.force, &now)
-            .map_err(|e| apply_error(r, &ctx.path.name, e))?;
-        let (obj, _) = decode::check_object(&api.catalog, r, merged, &[], super::query::FieldValidation::Ignore)?;
+        let merged = managed::apply(
+            &api.catalog,
+            schema,
+            Some(old),
+            &config,
+            &manager,
+            &r.api_version(),
+            sub,
+            ctx.query.force,
+            &now,
+        )
+        .map_err(|e| apply_error(r, &ctx.path.name, e))?;
+        let (obj, _) = decode::check_object(
+            &api.catalog,
+            r,
+            merged,
+            &[],
+            super::query::FieldValidation::Ignore,
+        )?;
         Ok(Some(obj))
     };
     let obj = update_loop(api, ctx, r, precondition, compute, "Apply").await?;
-    Ok(with_warnings(render_one(ctx, r, &obj, StatusCode::OK), &findings.warnings))
+    Ok(with_warnings(
+        render_one(ctx, r, &obj, StatusCode::OK),
+        &findings.warnings,
+    ))
 }
 
 fn apply_error(r: &Resource, name: &str, e: managed::ApplyError) -> ApiError {
@@ -399,14 +550,25 @@ fn apply_error(r: &Resource, name: &str, e: managed::ApplyError) -> ApiError {
                 .iter()
                 .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field}))
                 .collect();
-            let list: Vec<String> = conflicts.iter().map(|c| format!("- {}", c.message())).collect();
+            let list: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("- {}", c.message()))
+                .collect();
             let n = conflicts.len();
             let mut err = ApiError::conflict(
                 r,
                 name,
-                &format!("Apply failed with {n} conflict{}: {}", if n == 1 { "" } else { "s" }, list.join("\n")),
+                &format!(
+                    "Apply failed with {n} conflict{}: {}",
+                    if n == 1 { "" } else { "s" },
+                    list.join("\n")
+                ),
             );
-            err.message = format!("Apply failed with {n} conflict{}: {}", if n == 1 { "" } else { "s" }, list.join("\n"));
+            err.message = format!(
+                "Apply failed with {n} conflict{}: {}",
+                if n == 1 { "" } else { "s" },
+                list.join("\n")
+            );
             if let Some(d) = err.details.as_mut() {
                 d["causes"] = Value::Array(causes);
             }

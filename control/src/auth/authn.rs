@@ -15,7 +15,11 @@ pub struct UserInfo {
 impl UserInfo {
     /// A user with a name and groups (uid and extra left empty).
     pub fn new(name: impl Into<String>, groups: &[&str]) -> Self {
-        UserInfo { name: name.into(), groups: groups.iter().map(|g| (*g).to_string()).collect(), ..UserInfo::default() }
+        UserInfo {
+            name: name.into(),
+            groups: groups.iter().map(|g| (*g).to_string()).collect(),
+            ..UserInfo::default()
+        }
     }
 
     pub fn is_superuser(&self) -> bool {
@@ -38,22 +42,39 @@ impl UserInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthnError {
     #[error("token file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("token file {path} line {line}: {message}")]
-    Format { path: String, line: usize, message: String },
+    Format {
+        path: String,
+        line: usize,
+        message: String,
+    },
 }
 
 /// The identity in a client certificate that already passed chain verification.
 pub fn identity_from_cert(der: &[u8]) -> Option<UserInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
-    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
     let groups = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok())
         .map(String::from)
         .collect();
-    Some(UserInfo { name, uid: String::new(), groups, extra: BTreeMap::new() })
+    Some(UserInfo {
+        name,
+        uid: String::new(),
+        groups,
+        extra: BTreeMap::new(),
+    })
 }
 
 /// Static bearer tokens.
@@ -66,8 +87,15 @@ impl TokenFile {
     /// Lines `token,user,uid[,"group1,group2"]`; blank lines and `#` comments are skipped.
     pub fn load(path: &Path) -> Result<TokenFile, AuthnError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| AuthnError::Read { path: p.clone(), source })?;
-        TokenFile::parse(&text).map_err(|(line, message)| AuthnError::Format { path: p, line, message })
+        let text = std::fs::read_to_string(path).map_err(|source| AuthnError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        TokenFile::parse(&text).map_err(|(line, message)| AuthnError::Format {
+            path: p,
+            line,
+            message,
+        })
     }
 
     pub fn parse(text: &str) -> Result<TokenFile, (usize, String)> {
@@ -86,11 +114,22 @@ impl TokenFile {
             }
             let groups = fields
                 .get(3)
-                .map(|g| g.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default();
             tokens.insert(
                 fields[0].clone(),
-                UserInfo { name: fields[1].clone(), uid: fields[2].clone(), groups, extra: BTreeMap::new() },
+                UserInfo {
+                    name: fields[1].clone(),
+                    uid: fields[2].clone(),
+                    groups,
+                    extra: BTreeMap::new(),
+                },
             );
         }
         Ok(TokenFile { tokens })
@@ -122,11 +161,15 @@ mod tests {
 
     #[test]
     fn token_file_with_quoted_groups() {
-        let tf = TokenFile::parse("# comment\nabc123,alice,1001,\"dev,ops\"\ndef,bob,1002\n").expect("parse");
+        let tf = TokenFile::parse("# comment\nabc123,alice,1001,\"dev,ops\"\ndef,bob,1002\n")
+            .expect("parse");
         let alice = tf.authenticate("abc123").expect("alice");
         assert_eq!(alice.name, "alice");
         assert_eq!(alice.groups, vec!["dev", "ops"]);
-        assert_eq!(tf.authenticate("def").expect("bob").groups, Vec::<String>::new());
+        assert_eq!(
+            tf.authenticate("def").expect("bob").groups,
+            Vec::<String>::new()
+        );
         assert!(tf.authenticate("nope").is_none());
         assert_eq!(TokenFile::parse("x,y").err().map(|e| e.0), Some(1));
     }

@@ -1,7 +1,7 @@
 //! The authorizer: an RBAC index kept current from the watch caches of the four RBAC kinds.
 
-pub use super::rbac::{Attributes, Decision};
 use super::rbac::RbacIndex;
+pub use super::rbac::{Attributes, Decision};
 use crate::registry::meta;
 use crate::registry::resources;
 use crate::registry::store::Store;
@@ -10,8 +10,12 @@ use crate::storage::cache::{EventKind, WatchCache};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-const RBAC_KINDS: &[(&str, &str)] =
-    &[("roles", "Role"), ("clusterroles", "ClusterRole"), ("rolebindings", "RoleBinding"), ("clusterrolebindings", "ClusterRoleBinding")];
+const RBAC_KINDS: &[(&str, &str)] = &[
+    ("roles", "Role"),
+    ("clusterroles", "ClusterRole"),
+    ("rolebindings", "RoleBinding"),
+    ("clusterrolebindings", "ClusterRoleBinding"),
+];
 
 fn upsert(idx: &mut RbacIndex, kind: &str, obj: &serde_json::Value) {
     if let Err(e) = idx.upsert(kind, obj) {
@@ -25,11 +29,20 @@ pub struct Authorizer {
 
 impl Authorizer {
     /// Loads every RBAC object and follows their changes.
-    pub async fn start(store: &Store, caches: &HashMap<String, Arc<WatchCache>>) -> Result<Arc<Authorizer>, StorageError> {
-        let authorizer = Arc::new(Authorizer { index: RwLock::new(RbacIndex::new()) });
+    pub async fn start(
+        store: &Store,
+        caches: &HashMap<String, Arc<WatchCache>>,
+    ) -> Result<Arc<Authorizer>, StorageError> {
+        let authorizer = Arc::new(Authorizer {
+            index: RwLock::new(RbacIndex::new()),
+        });
         for (plural, kind) in RBAC_KINDS {
-            let Some(r) = resources::find("rbac.authorization.k8s.io", "v1", plural) else { continue };
-            let Some(cache) = caches.get(&r.key_prefix()) else { continue };
+            let Some(r) = resources::find("rbac.authorization.k8s.io", "v1", plural) else {
+                continue;
+            };
+            let Some(cache) = caches.get(&r.key_prefix()) else {
+                continue;
+            };
             let from = cache.latest();
             let page = store
                 .list(r, "", 0, None, from, &|_| true)
@@ -42,7 +55,9 @@ impl Authorizer {
                 }
             }
             let Ok(mut watcher) = cache.subscribe(page.revision) else {
-                return Err(StorageError::Other("RBAC cache moved on during start".into()));
+                return Err(StorageError::Other(
+                    "RBAC cache moved on during start".into(),
+                ));
             };
             let weak = Arc::downgrade(&authorizer);
             let kind = *kind;
@@ -78,7 +93,11 @@ impl Authorizer {
                     for ev in batch {
                         match ev.kind {
                             EventKind::Deleted => {
-                                let _ = idx.remove(kind, meta::namespace(&ev.object), meta::name(&ev.object));
+                                let _ = idx.remove(
+                                    kind,
+                                    meta::namespace(&ev.object),
+                                    meta::name(&ev.object),
+                                );
                             }
                             _ => upsert(&mut idx, kind, &ev.object),
                         }
@@ -96,12 +115,24 @@ impl Authorizer {
     pub fn authorize(&self, a: &Attributes) -> Decision {
         // The superuser group needs no lookup (and works before any RBAC object exists).
         if a.user.in_group("system:masters") {
-            return Decision::Allow { reason: "system:masters".into() };
+            return Decision::Allow {
+                reason: "system:masters".into(),
+            };
         }
-        self.index.read().unwrap_or_else(|p| p.into_inner()).authorize(a)
+        self.index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .authorize(a)
     }
 
-    pub fn rules_for(&self, user: &super::authn::UserInfo, namespace: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-        self.index.read().unwrap_or_else(|p| p.into_inner()).rules_for(user, namespace)
+    pub fn rules_for(
+        &self,
+        user: &super::authn::UserInfo,
+        namespace: &str,
+    ) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        self.index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .rules_for(user, namespace)
     }
 }

@@ -5,8 +5,8 @@
 //! reuse them.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -14,21 +14,32 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("{0}: not a valid PEM certificate or key")]
     Parse(PathBuf),
-    #[error("a certificate issued here names at most one group (got {0}); rcgen encodes one organization")]
+    #[error(
+        "a certificate issued here names at most one group (got {0}); rcgen encodes one organization"
+    )]
     TooManyGroups(usize),
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.into(), source })
+    std::fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 fn write(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
-    let io = |source| PkiError::Io { path: path.into(), source };
+    let io = |source| PkiError::Io {
+        path: path.into(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -60,18 +71,34 @@ impl Pki {
         let cert = dir.join("ca.crt");
         let key = dir.join("ca.key");
         if cert.exists() && key.exists() {
-            return Ok(Pki { dir: dir.into(), ca: CertPair { cert_pem: read(&cert)?, key_pem: read(&key)? } });
+            return Ok(Pki {
+                dir: dir.into(),
+                ca: CertPair {
+                    cert_pem: read(&cert)?,
+                    key_pem: read(&key)?,
+                },
+            });
         }
         let key_pair = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = dn("ketch-ca", &[]);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca_cert = params.self_signed(&key_pair)?;
-        let ca = CertPair { cert_pem: ca_cert.pem(), key_pem: key_pair.serialize_pem() };
+        let ca = CertPair {
+            cert_pem: ca_cert.pem(),
+            key_pem: key_pair.serialize_pem(),
+        };
         write(&key, &ca.key_pem, true)?;
         write(&cert, &ca.cert_pem, false)?;
-        Ok(Pki { dir: dir.into(), ca })
+        Ok(Pki {
+            dir: dir.into(),
+            ca,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -83,8 +110,10 @@ impl Pki {
     }
 
     fn issuer(&self) -> Result<Issuer<'static, KeyPair>, PkiError> {
-        let key = KeyPair::from_pem(&self.ca.key_pem).map_err(|_| PkiError::Parse(self.dir.join("ca.key")))?;
-        Issuer::from_ca_cert_pem(&self.ca.cert_pem, key).map_err(|_| PkiError::Parse(self.dir.join("ca.crt")))
+        let key = KeyPair::from_pem(&self.ca.key_pem)
+            .map_err(|_| PkiError::Parse(self.dir.join("ca.key")))?;
+        Issuer::from_ca_cert_pem(&self.ca.cert_pem, key)
+            .map_err(|_| PkiError::Parse(self.dir.join("ca.crt")))
     }
 
     /// A client certificate: CN is the user, O the groups (Kubernetes x509 authentication).
@@ -95,24 +124,41 @@ impl Pki {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = dn(user, groups);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let cert = params.signed_by(&key, &self.issuer()?)?;
-        Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(CertPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     /// A serving certificate for these DNS names and IP addresses.
-    pub fn issue_serving(&self, cn: &str, names: &[String], ips: &[IpAddr]) -> Result<CertPair, PkiError> {
+    pub fn issue_serving(
+        &self,
+        cn: &str,
+        names: &[String],
+        ips: &[IpAddr],
+    ) -> Result<CertPair, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names.to_vec())?;
         for ip in ips {
             params.subject_alt_names.push(SanType::IpAddress(*ip));
         }
         params.distinguished_name = dn(cn, &[]);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.issuer()?)?;
-        Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(CertPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     /// Loads `<name>.crt`/`<name>.key` from the PKI directory, issuing them with `make` if absent.
@@ -124,7 +170,10 @@ impl Pki {
         let cert = self.dir.join(format!("{name}.crt"));
         let key = self.dir.join(format!("{name}.key"));
         if cert.exists() && key.exists() {
-            return Ok(CertPair { cert_pem: read(&cert)?, key_pem: read(&key)? });
+            return Ok(CertPair {
+                cert_pem: read(&cert)?,
+                key_pem: read(&key)?,
+            });
         }
         let pair = make(self)?;
         write(&key, &pair.key_pem, true)?;
@@ -164,7 +213,10 @@ mod tests {
         let pki = Pki::load_or_create(dir.path()).expect("create");
         let again = Pki::load_or_create(dir.path()).expect("load");
         assert_eq!(pki.ca_pem(), again.ca_pem());
-        assert!(matches!(pki.issue_client("bob", &["dev", "ops"]), Err(PkiError::TooManyGroups(2))));
+        assert!(matches!(
+            pki.issue_client("bob", &["dev", "ops"]),
+            Err(PkiError::TooManyGroups(2))
+        ));
         let client = pki.issue_client("alice", &["dev"]).expect("issue");
         let der = rustls_pemfile::certs(&mut client.cert_pem.as_bytes())
             .next()

@@ -27,15 +27,32 @@ pub enum ApplyError {
 pub struct ManagedError(pub String);
 
 #[allow(clippy::too_many_arguments)]
-pub fn apply(_catalog: &Catalog, _schema: Option<&Value>, live: Option<&Value>, config: &Value, _manager: &str,
-    _api_version: &str, _subresource: Option<&str>, _force: bool, _now: &str) -> Result<Value, ApplyError> {
+pub fn apply(
+    _catalog: &Catalog,
+    _schema: Option<&Value>,
+    live: Option<&Value>,
+    config: &Value,
+    _manager: &str,
+    _api_version: &str,
+    _subresource: Option<&str>,
+    _force: bool,
+    _now: &str,
+) -> Result<Value, ApplyError> {
     let mut out = live.cloned().unwrap_or(Value::Object(Default::default()));
     json_patch::merge(&mut out, config);
     Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn record_update(_catalog: &Catalog, _schema: Option<&Value>, _old: Option<&Value>, _new: &mut Value, _manager: &str,
-    _api_version: &str, _subresource: Option<&str>, _now: &str) -> Result<(), ManagedError> {
+pub fn record_update(
+    _catalog: &Catalog,
+    _schema: Option<&Value>,
+    _old: Option<&Value>,
+    _new: &mut Value,
+    _manager: &str,
+    _api_version: &str,
+    _subresource: Option<&str>,
+    _now: &str,
+) -> Result<(), ManagedError> {
     Ok(())
 }

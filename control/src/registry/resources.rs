@@ -112,7 +112,11 @@ pub struct Resource {
 
 impl Resource {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     pub fn has(&self, sub: Sub) -> bool {
@@ -123,8 +127,18 @@ impl Resource {
     pub fn tracks_generation(&self) -> bool {
         !matches!(
             self.kind,
-            "ConfigMap" | "Secret" | "Endpoints" | "EndpointSlice" | "Event" | "Lease" | "Role" | "ClusterRole"
-                | "RoleBinding" | "ClusterRoleBinding" | "ServiceAccount" | "ControllerRevision"
+            "ConfigMap"
+                | "Secret"
+                | "Endpoints"
+                | "EndpointSlice"
+                | "Event"
+                | "Lease"
+                | "Role"
+                | "ClusterRole"
+                | "RoleBinding"
+                | "ClusterRoleBinding"
+                | "ServiceAccount"
+                | "ControllerRevision"
         )
     }
 
@@ -181,11 +195,18 @@ impl Resource {
     }
 
     pub fn kind_schema(&self) -> KindSchema {
-        KindSchema { group: self.group, version: self.version, kind: self.kind, register: self.schema }
+        KindSchema {
+            group: self.group,
+            version: self.version,
+            kind: self.kind,
+            register: self.schema,
+        }
     }
 }
 
-fn normalize<T: serde::de::DeserializeOwned + serde::Serialize>(v: Value) -> Result<Value, serde_json::Error> {
+fn normalize<T: serde::de::DeserializeOwned + serde::Serialize>(
+    v: Value,
+) -> Result<Value, serde_json::Error> {
     serde_json::from_value::<T>(v).and_then(serde_json::to_value)
 }
 
@@ -331,11 +352,15 @@ pub static RESOURCES: &[Resource] = &[
 
 /// Finds a resource by group, version and plural (or singular/short name, for convenience).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 pub fn find_kind(group: &str, kind: &str) -> Option<&'static Resource> {
-    RESOURCES.iter().find(|r| r.group == group && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.kind == kind)
 }
 
 /// The group/versions served, in discovery order (core first, then groups by name).
@@ -376,7 +401,10 @@ mod tests {
         let ns = find("", "v1", "namespaces").expect("namespaces");
         assert_eq!(ns.key("", "shop"), "/registry/namespaces/shop");
         let svc = find("", "v1", "services").expect("services");
-        assert_eq!(svc.namespace_prefix("shop"), "/registry/services/specs/shop/");
+        assert_eq!(
+            svc.namespace_prefix("shop"),
+            "/registry/services/specs/shop/"
+        );
     }
 }
 

@@ -59,8 +59,15 @@ impl Store {
         Ok(kv.as_ref().and_then(decode))
     }
 
-    pub async fn get_existing(&self, r: &Resource, namespace: &str, name: &str) -> ApiResult<Value> {
-        self.get(r, namespace, name).await?.ok_or_else(|| ApiError::not_found(r, name))
+    pub async fn get_existing(
+        &self,
+        r: &Resource,
+        namespace: &str,
+        name: &str,
+    ) -> ApiResult<Value> {
+        self.get(r, namespace, name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(r, name))
     }
 
     /// A page of objects in `namespace` ("" = all) that `keep` accepts. Keeps reading storage
@@ -84,7 +91,11 @@ impl Store {
         };
         let mut items = Vec::new();
         loop {
-            let want = if limit > 0 { (limit - items.len() as i64).max(1) } else { 0 };
+            let want = if limit > 0 {
+                (limit - items.len() as i64).max(1)
+            } else {
+                0
+            };
             let page = self.storage.list(&prefix, &start, want, revision).await.map_err(|e| match e {
                 crate::storage::StorageError::Compacted { .. } if continue_token.is_some() => ApiError::gone(
                     "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
@@ -112,12 +123,21 @@ impl Store {
                     return Ok(Page {
                         items,
                         revision,
-                        continue_token: Some(base64::engine::general_purpose::STANDARD.encode(json)),
+                        continue_token: Some(
+                            base64::engine::general_purpose::STANDARD.encode(json),
+                        ),
                         remaining: None,
                     });
                 }
                 (true, Some(last)) => start = format!("{last}\u{0}"),
-                _ => return Ok(Page { items, revision, continue_token: None, remaining: None }),
+                _ => {
+                    return Ok(Page {
+                        items,
+                        revision,
+                        continue_token: None,
+                        remaining: None,
+                    });
+                }
             }
         }
     }
@@ -125,7 +145,10 @@ impl Store {
     /// Creates `obj` (already complete: name, uid, timestamps) and returns it with its version.
     pub async fn create(&self, r: &Resource, mut obj: Value, extra: Extra) -> ApiResult<Value> {
         let key = r.key(meta::namespace(&obj), meta::name(&obj));
-        let mut txn = Txn { conditions: vec![Condition::Absent(key.clone())], ops: vec![Op::Put(key, encode(&obj))] };
+        let mut txn = Txn {
+            conditions: vec![Condition::Absent(key.clone())],
+            ops: vec![Op::Put(key, encode(&obj))],
+        };
         txn.conditions.extend(extra.conditions);
         txn.ops.extend(extra.ops);
         match self.storage.txn(txn).await? {
@@ -137,17 +160,29 @@ impl Store {
                 if current.first().is_some_and(Option::is_some) {
                     Err(ApiError::already_exists(r, meta::name(&obj)))
                 } else {
-                    Err(ApiError::conflict(r, meta::name(&obj), "a resource it depends on changed; try again"))
+                    Err(ApiError::conflict(
+                        r,
+                        meta::name(&obj),
+                        "a resource it depends on changed; try again",
+                    ))
                 }
             }
         }
     }
 
     /// Replaces the object if it is still at `expected` revision.
-    pub async fn update(&self, r: &Resource, mut obj: Value, expected: i64, extra: Extra) -> ApiResult<Value> {
+    pub async fn update(
+        &self,
+        r: &Resource,
+        mut obj: Value,
+        expected: i64,
+        extra: Extra,
+    ) -> ApiResult<Value> {
         let key = r.key(meta::namespace(&obj), meta::name(&obj));
-        let mut txn =
-            Txn { conditions: vec![Condition::ModRevision(key.clone(), expected)], ops: vec![Op::Put(key, encode(&obj))] };
+        let mut txn = Txn {
+            conditions: vec![Condition::ModRevision(key.clone(), expected)],
+            ops: vec![Op::Put(key, encode(&obj))],
+        };
         txn.conditions.extend(extra.conditions);
         txn.ops.extend(extra.ops);
         match self.storage.txn(txn).await? {
@@ -163,9 +198,19 @@ impl Store {
     }
 
     /// Deletes the object if it is still at `expected` revision; returns the deletion revision.
-    pub async fn delete(&self, r: &Resource, namespace: &str, name: &str, expected: i64, extra: Extra) -> ApiResult<i64> {
+    pub async fn delete(
+        &self,
+        r: &Resource,
+        namespace: &str,
+        name: &str,
+        expected: i64,
+        extra: Extra,
+    ) -> ApiResult<i64> {
         let key = r.key(namespace, name);
-        let mut txn = Txn { conditions: vec![Condition::ModRevision(key.clone(), expected)], ops: vec![Op::Delete(key)] };
+        let mut txn = Txn {
+            conditions: vec![Condition::ModRevision(key.clone(), expected)],
+            ops: vec![Op::Delete(key)],
+        };
         txn.conditions.extend(extra.conditions);
         txn.ops.extend(extra.ops);
         match self.storage.txn(txn).await? {
@@ -179,7 +224,11 @@ impl Store {
 }
 
 fn parse_continue(token: &str) -> ApiResult<ContinueToken> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(token)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(token))

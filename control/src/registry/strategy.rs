@@ -8,7 +8,13 @@ use serde_json::{Map, Value, json};
 /// Fills server-owned metadata and resets status as Kubernetes does on create.
 pub fn prepare_create(r: &Resource, obj: &mut Value) {
     let m = meta::metadata_mut(obj);
-    for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generation"] {
+    for k in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+        "generation",
+    ] {
         m.remove(k);
     }
     m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -66,9 +72,21 @@ pub fn prepare_update(r: &Resource, new: &mut Value, old: &Value, sub: Option<Su
         }
         _ => {}
     }
-    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let m = meta::metadata_mut(new);
-    for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "name", "namespace"] {
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "name",
+        "namespace",
+    ] {
         match old_meta.get(k) {
             Some(v) => m.insert(k.into(), v.clone()),
             None => m.remove(k),
@@ -92,7 +110,10 @@ pub fn prepare_update(r: &Resource, new: &mut Value, old: &Value, sub: Option<Su
         }
     }
     if r.tracks_generation() && spec_changed(new, old) {
-        let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         meta::metadata_mut(new).insert("generation".into(), json!(g + 1));
     }
 }
@@ -159,7 +180,10 @@ mod tests {
         let pods = find("", "v1", "pods").expect("pods");
         let mut p = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
         prepare_create(pods, &mut p);
-        assert_eq!(p["status"], json!({"phase": "Pending", "qosClass": "BestEffort"}));
+        assert_eq!(
+            p["status"],
+            json!({"phase": "Pending", "qosClass": "BestEffort"})
+        );
     }
 
     #[test]
@@ -169,14 +193,20 @@ mod tests {
         let mut label_only = json!({"metadata": {"name": "web", "labels": {"a": "b"}}, "spec": {"replicas": 1}, "status": {"replicas": 7}});
         prepare_update(deploy, &mut label_only, &old, None);
         assert_eq!(label_only["metadata"]["generation"], 3);
-        assert_eq!(label_only["status"]["replicas"], 1, "status kept from the stored object");
+        assert_eq!(
+            label_only["status"]["replicas"], 1,
+            "status kept from the stored object"
+        );
         assert_eq!(label_only["metadata"]["uid"], "u");
         let mut scaled = json!({"metadata": {"name": "web"}, "spec": {"replicas": 2}});
         prepare_update(deploy, &mut scaled, &old, None);
         assert_eq!(scaled["metadata"]["generation"], 4);
         let mut status = json!({"metadata": {"name": "web"}, "spec": {"replicas": 9}, "status": {"replicas": 2}});
         prepare_update(deploy, &mut status, &old, Some(Sub::Status));
-        assert_eq!(status["spec"]["replicas"], 1, "spec kept through the status subresource");
+        assert_eq!(
+            status["spec"]["replicas"], 1,
+            "spec kept through the status subresource"
+        );
         assert_eq!(status["status"]["replicas"], 2);
     }
 
@@ -184,7 +214,13 @@ mod tests {
     fn qos_classes() {
         let pod = |res: Value| json!({"spec": {"containers": [{"name": "c", "resources": res}]}});
         assert_eq!(qos_class(&pod(json!({}))), "BestEffort");
-        assert_eq!(qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))), "Guaranteed");
-        assert_eq!(qos_class(&pod(json!({"requests": {"cpu": "1"}}))), "Burstable");
+        assert_eq!(
+            qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&pod(json!({"requests": {"cpu": "1"}}))),
+            "Burstable"
+        );
     }
 }

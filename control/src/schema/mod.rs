@@ -29,10 +29,26 @@ pub enum FieldMerge {
 /// Upstream list-map keys that k8s-openapi reduces to the patch merge key alone. Server-side apply
 /// needs the full key: a Service may have port 53 twice (TCP and UDP).
 const LIST_MAP_KEY_OVERRIDES: &[(&str, &str, &[&str])] = &[
-    ("io.k8s.api.core.v1.Container", "ports", &["containerPort", "protocol"]),
-    ("io.k8s.api.core.v1.EphemeralContainer", "ports", &["containerPort", "protocol"]),
-    ("io.k8s.api.core.v1.ServiceSpec", "ports", &["port", "protocol"]),
-    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", &["topologyKey", "whenUnsatisfiable"]),
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        &["containerPort", "protocol"],
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "ports",
+        &["containerPort", "protocol"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ports",
+        &["port", "protocol"],
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
 ];
 
 /// Fields whose strategic-merge strategy includes `retainKeys` (a union: setting one member
@@ -78,7 +94,14 @@ impl Catalog {
             gvks.entry(name.clone())
                 .or_default()
                 .push(json!({"group": k.group, "version": k.version, "kind": k.kind}));
-            kind_names.insert((k.group.to_string(), k.version.to_string(), k.kind.to_string()), name);
+            kind_names.insert(
+                (
+                    k.group.to_string(),
+                    k.version.to_string(),
+                    k.kind.to_string(),
+                ),
+                name,
+            );
         }
         let mut schemas: BTreeMap<String, Value> =
             generator.take_definitions(true).into_iter().collect();
@@ -88,7 +111,10 @@ impl Catalog {
                 s.insert("x-kubernetes-group-version-kind".into(), Value::Array(list));
             }
         }
-        Catalog { schemas, kinds: kind_names }
+        Catalog {
+            schemas,
+            kinds: kind_names,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
@@ -97,7 +123,9 @@ impl Catalog {
 
     /// The schema of a kind served by the API.
     pub fn kind(&self, group: &str, version: &str, kind: &str) -> Option<&Value> {
-        let name = self.kinds.get(&(group.to_string(), version.to_string(), kind.to_string()))?;
+        let name = self
+            .kinds
+            .get(&(group.to_string(), version.to_string(), kind.to_string()))?;
         self.schemas.get(name)
     }
 
@@ -115,7 +143,10 @@ impl Catalog {
                     Some(s) => schema = s,
                     None => return schema,
                 }
-            } else if let Some([inner]) = schema.get("allOf").and_then(Value::as_array).map(Vec::as_slice)
+            } else if let Some([inner]) = schema
+                .get("allOf")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
             {
                 // Extensions may sit on the wrapper (a property with a description); the target
                 // carries the shape. Callers that need extensions read them before resolving.
@@ -129,7 +160,9 @@ impl Catalog {
 
     /// The schema of property `name` of an object schema, unresolved (so its extensions are kept).
     pub fn property<'a>(&'a self, object: &'a Value, name: &str) -> Option<&'a Value> {
-        self.resolve(object).get("properties").and_then(|p| p.get(name))
+        self.resolve(object)
+            .get("properties")
+            .and_then(|p| p.get(name))
     }
 
     /// The schema of the values of a map (`additionalProperties`), if the object is a map.
@@ -151,16 +184,25 @@ impl Catalog {
         let keys: Vec<String> = field
             .get("x-kubernetes-list-map-keys")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
-        let strategy = field.get("x-kubernetes-patch-strategy").and_then(Value::as_str).unwrap_or("");
+        let strategy = field
+            .get("x-kubernetes-patch-strategy")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         Merge {
             list: match list_type {
                 Some("map") => ListType::Map(keys),
                 Some("set") => ListType::Set,
                 _ => ListType::Atomic,
             },
-            map_atomic: field.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic"),
+            map_atomic: field.get("x-kubernetes-map-type").and_then(Value::as_str)
+                == Some("atomic"),
             patch_merge_key: field
                 .get("x-kubernetes-patch-merge-key")
                 .and_then(Value::as_str)
@@ -207,7 +249,11 @@ pub enum ListType {
 fn collect_refs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            if let Some(r) = m.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix(REF_PREFIX)) {
+            if let Some(r) = m
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix(REF_PREFIX))
+            {
                 out.push(r.to_string());
             }
             m.values().for_each(|c| collect_refs(c, out));
@@ -223,7 +269,9 @@ fn decorate(schemas: &mut BTreeMap<String, Value>) {
         table.insert((*ty, *field), *merge);
     }
     for (name, schema) in schemas.iter_mut() {
-        let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else { continue };
+        let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
         for (field, prop) in props.iter_mut() {
             let Value::Object(p) = prop else { continue };
             if let Some(merge) = table.get(&(name.as_str(), field.as_str())) {
@@ -276,8 +324,18 @@ mod tests {
 
     fn catalog() -> Catalog {
         Catalog::build(&[
-            KindSchema { group: "", version: "v1", kind: "Pod", register: register::<Pod> },
-            KindSchema { group: "apps", version: "v1", kind: "Deployment", register: register::<Deployment> },
+            KindSchema {
+                group: "",
+                version: "v1",
+                kind: "Pod",
+                register: register::<Pod>,
+            },
+            KindSchema {
+                group: "apps",
+                version: "v1",
+                kind: "Deployment",
+                register: register::<Deployment>,
+            },
         ])
     }
 
@@ -293,8 +351,14 @@ mod tests {
         assert!(m.patch_merge);
         let container = c.items(containers).expect("items");
         let ports = c.property(container, "ports").expect("ports");
-        assert_eq!(c.merge_of(ports).list, ListType::Map(vec!["containerPort".into(), "protocol".into()]));
-        assert_eq!(c.merge_of(ports).patch_merge_key.as_deref(), Some("containerPort"));
+        assert_eq!(
+            c.merge_of(ports).list,
+            ListType::Map(vec!["containerPort".into(), "protocol".into()])
+        );
+        assert_eq!(
+            c.merge_of(ports).patch_merge_key.as_deref(),
+            Some("containerPort")
+        );
         let volumes = c.property(spec, "volumes").expect("volumes");
         assert!(c.merge_of(volumes).retain_keys);
     }
@@ -303,7 +367,10 @@ mod tests {
     fn kinds_carry_their_group_version_kind() {
         let c = catalog();
         let d = c.kind("apps", "v1", "Deployment").expect("deployment");
-        assert_eq!(d["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert_eq!(
+            d["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
         let names = c.closure(["io.k8s.api.apps.v1.Deployment"]);
         assert!(names.contains("io.k8s.api.core.v1.PodSpec"));
         assert!(!names.contains("io.k8s.api.core.v1.Pod"));

@@ -48,7 +48,11 @@ fn walk(catalog: &Catalog, schema: &Value, value: &Value, path: String, out: &mu
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 #[cfg(test)]
@@ -79,7 +83,10 @@ mod tests {
         });
         assert_eq!(
             unknown_fields(&c, schema, &obj),
-            vec!["spec.replicasx".to_string(), "spec.template.spec.containers[0].imagex".to_string()]
+            vec![
+                "spec.replicasx".to_string(),
+                "spec.template.spec.containers[0].imagex".to_string()
+            ]
         );
         let good = json!({"metadata": {"name": "x"}, "spec": {"replicas": 1}});
         assert!(unknown_fields(&c, schema, &good).is_empty());

@@ -52,14 +52,31 @@ impl CacheEvent {
             WatchEvent::Put { kv, prev } => {
                 let object = Arc::new(decode(kv)?);
                 let prev = prev.as_ref().and_then(decode).map(Arc::new);
-                let kind = if kv.create_revision == kv.mod_revision { EventKind::Added } else { EventKind::Modified };
-                Some(CacheEvent { revision: kv.mod_revision, kind, key: kv.key.clone(), object, prev })
+                let kind = if kv.create_revision == kv.mod_revision {
+                    EventKind::Added
+                } else {
+                    EventKind::Modified
+                };
+                Some(CacheEvent {
+                    revision: kv.mod_revision,
+                    kind,
+                    key: kv.key.clone(),
+                    object,
+                    prev,
+                })
             }
-            WatchEvent::Delete { key, revision, prev } => {
+            WatchEvent::Delete {
+                key,
+                revision,
+                prev,
+            } => {
                 let prev_kv = prev.as_ref()?;
                 let mut object = decode(prev_kv)?;
                 if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+                    meta.insert(
+                        "resourceVersion".into(),
+                        Value::String(revision.to_string()),
+                    );
                 }
                 Some(CacheEvent {
                     revision: *revision,
@@ -108,7 +125,11 @@ impl WatchCache {
         let (latest_tx, _) = watch::channel(start);
         let cache = Arc::new(WatchCache {
             prefix,
-            window: Mutex::new(Window { events: VecDeque::new(), oldest: start, latest: start }),
+            window: Mutex::new(Window {
+                events: VecDeque::new(),
+                oldest: start,
+                latest: start,
+            }),
             latest_tx,
             capacity: capacity.max(1),
         });
@@ -131,13 +152,19 @@ impl WatchCache {
         if after < w.oldest {
             return Err(TooOld { oldest: w.oldest });
         }
-        Ok(CacheWatcher { cache: self.clone(), cursor: after, latest_rx: self.latest_tx.subscribe() })
+        Ok(CacheWatcher {
+            cache: self.clone(),
+            cursor: after,
+            latest_rx: self.latest_tx.subscribe(),
+        })
     }
 
     /// Waits until the cache has seen `revision` (a client's own write, say), up to `limit`.
     pub async fn wait_for(&self, revision: i64, limit: Duration) -> bool {
         let mut rx = self.latest_tx.subscribe();
-        tokio::time::timeout(limit, rx.wait_for(|l| *l >= revision)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(limit, rx.wait_for(|l| *l >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
@@ -188,14 +215,21 @@ async fn run(
         match msg {
             Ok(batch) => {
                 let latest = batch.last().map(WatchEvent::revision).unwrap_or(0);
-                let events = batch.iter().filter_map(|e| CacheEvent::from_storage(e, decode)).map(Arc::new).collect();
+                let events = batch
+                    .iter()
+                    .filter_map(|e| CacheEvent::from_storage(e, decode))
+                    .map(Arc::new)
+                    .collect();
                 c.push(events, latest);
             }
             Err(e) => {
                 tracing::warn!(prefix = %c.prefix, error = %e, "watch cache lost its storage watch; restarting");
                 loop {
                     let restarted = match storage.current_revision().await {
-                        Ok(rev) => storage.watch(&c.prefix, rev, true).await.map(|rx| (rev, rx)),
+                        Ok(rev) => storage
+                            .watch(&c.prefix, rev, true)
+                            .await
+                            .map(|rx| (rev, rx)),
                         Err(e) => Err(e),
                     };
                     match restarted {

@@ -3,15 +3,18 @@
 //! `etcd-client` balances over its endpoints but keeps sending to a dead member, so this keeps one
 //! client per endpoint and moves to the next endpoint when a call fails with a transport error.
 
-use super::{Condition, Kv, ListPage, Op, Storage, StorageError, Txn, TxnOutcome, WatchEvent, WatchReceiver};
+use super::{
+    Condition, Kv, ListPage, Op, Storage, StorageError, Txn, TxnOutcome, WatchEvent, WatchReceiver,
+};
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, TxnOp, TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, TxnOp, TxnOpResponse,
+    WatchOptions,
 };
 use std::future::Future;
-use std::sync::{Arc, Weak};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 
@@ -113,7 +116,10 @@ fn map_error(e: etcd_client::Error) -> StorageError {
         etcd_client::Error::GRpcStatus(s) => {
             let msg = s.message().to_string();
             if msg.contains("compacted") {
-                StorageError::Compacted { requested: 0, compacted: 0 }
+                StorageError::Compacted {
+                    requested: 0,
+                    compacted: 0,
+                }
             } else if msg.contains("future revision") {
                 StorageError::FutureRevision(0)
             } else {
@@ -167,14 +173,25 @@ impl Storage for EtcdStorage {
                 async move { c.get(key, None).await }
             })
             .await?;
-        Ok((resp.kvs().first().map(to_kv), header_revision(resp.header())))
+        Ok((
+            resp.kvs().first().map(to_kv),
+            header_revision(resp.header()),
+        ))
     }
 
-    async fn list(&self, prefix: &str, start: &str, limit: i64, revision: i64) -> Result<ListPage, StorageError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        start: &str,
+        limit: i64,
+        revision: i64,
+    ) -> Result<ListPage, StorageError> {
         let from = if start.is_empty() { prefix } else { start };
         let resp = self
             .call("list", |mut c| {
-                let mut opts = GetOptions::new().with_range(prefix_end(prefix)).with_limit(limit);
+                let mut opts = GetOptions::new()
+                    .with_range(prefix_end(prefix))
+                    .with_limit(limit);
                 if revision > 0 {
                     opts = opts.with_revision(revision);
                 }
@@ -183,14 +200,21 @@ impl Storage for EtcdStorage {
             })
             .await
             .map_err(|e| match e {
-                StorageError::Compacted { .. } => StorageError::Compacted { requested: revision, compacted: 0 },
+                StorageError::Compacted { .. } => StorageError::Compacted {
+                    requested: revision,
+                    compacted: 0,
+                },
                 StorageError::FutureRevision(_) => StorageError::FutureRevision(revision),
                 e => e,
             })?;
         Ok(ListPage {
             kvs: resp.kvs().iter().map(to_kv).collect(),
             more: resp.more(),
-            revision: if revision > 0 { revision } else { header_revision(resp.header()) },
+            revision: if revision > 0 {
+                revision
+            } else {
+                header_revision(resp.header())
+            },
         })
     }
 
@@ -200,7 +224,9 @@ impl Storage for EtcdStorage {
             .iter()
             .map(|c| match c {
                 Condition::Absent(k) => Compare::create_revision(k.as_str(), CompareOp::Equal, 0),
-                Condition::ModRevision(k, r) => Compare::mod_revision(k.as_str(), CompareOp::Equal, *r),
+                Condition::ModRevision(k, r) => {
+                    Compare::mod_revision(k.as_str(), CompareOp::Equal, *r)
+                }
             })
             .collect();
         let ops: Vec<TxnOp> = txn
@@ -211,15 +237,24 @@ impl Storage for EtcdStorage {
                 Op::Delete(k) => TxnOp::delete(k.as_str(), None),
             })
             .collect();
-        let reads: Vec<TxnOp> = txn.conditions.iter().map(|c| TxnOp::get(c.key(), None)).collect();
+        let reads: Vec<TxnOp> = txn
+            .conditions
+            .iter()
+            .map(|c| TxnOp::get(c.key(), None))
+            .collect();
         let resp = self
             .call("txn", |mut c| {
-                let t = etcd_client::Txn::new().when(compares.clone()).and_then(ops.clone()).or_else(reads.clone());
+                let t = etcd_client::Txn::new()
+                    .when(compares.clone())
+                    .and_then(ops.clone())
+                    .or_else(reads.clone());
                 async move { c.txn(t).await }
             })
             .await?;
         if resp.succeeded() {
-            return Ok(TxnOutcome::Committed { revision: header_revision(resp.header()) });
+            return Ok(TxnOutcome::Committed {
+                revision: header_revision(resp.header()),
+            });
         }
         let current = resp
             .op_responses()
@@ -232,7 +267,12 @@ impl Storage for EtcdStorage {
         Ok(TxnOutcome::Failed { current })
     }
 
-    async fn watch(&self, prefix: &str, after: i64, progress: bool) -> Result<WatchReceiver, StorageError> {
+    async fn watch(
+        &self,
+        prefix: &str,
+        after: i64,
+        progress: bool,
+    ) -> Result<WatchReceiver, StorageError> {
         let (tx, rx) = mpsc::channel(256);
         let mut stream = self.open_watch(prefix, after + 1).await?;
         let this = self.me.clone();
@@ -256,12 +296,20 @@ impl Storage for EtcdStorage {
                     Ok(Some(resp)) => {
                         if resp.compact_revision() > 0 {
                             let _ = tx
-                                .send(Err(StorageError::Compacted { requested: last + 1, compacted: resp.compact_revision() }))
+                                .send(Err(StorageError::Compacted {
+                                    requested: last + 1,
+                                    compacted: resp.compact_revision(),
+                                }))
                                 .await;
                             return;
                         }
                         if resp.canceled() {
-                            let _ = tx.send(Err(StorageError::Other(format!("watch canceled: {}", resp.cancel_reason())))).await;
+                            let _ = tx
+                                .send(Err(StorageError::Other(format!(
+                                    "watch canceled: {}",
+                                    resp.cancel_reason()
+                                ))))
+                                .await;
                             return;
                         }
                         let mut batch = Vec::with_capacity(resp.events().len());
@@ -269,7 +317,10 @@ impl Storage for EtcdStorage {
                             let Some(kv) = ev.kv() else { continue };
                             let prev = ev.prev_kv().map(to_kv);
                             batch.push(match ev.event_type() {
-                                EventType::Put => WatchEvent::Put { kv: to_kv(kv), prev },
+                                EventType::Put => WatchEvent::Put {
+                                    kv: to_kv(kv),
+                                    prev,
+                                },
                                 EventType::Delete => WatchEvent::Delete {
                                     key: String::from_utf8_lossy(kv.key()).into_owned(),
                                     revision: kv.mod_revision(),
@@ -295,7 +346,9 @@ impl Storage for EtcdStorage {
                         // The member went away: resume from the last revision seen, on any member.
                         tracing::warn!(prefix = %prefix, last, "etcd watch broken, resuming");
                         loop {
-                            let Some(storage) = this.upgrade() else { return };
+                            let Some(storage) = this.upgrade() else {
+                                return;
+                            };
                             match storage.open_watch(&prefix, last + 1).await {
                                 Ok(s) => {
                                     stream = s;
@@ -303,7 +356,10 @@ impl Storage for EtcdStorage {
                                 }
                                 Err(StorageError::Compacted { .. }) => {
                                     let _ = tx
-                                        .send(Err(StorageError::Compacted { requested: last + 1, compacted: 0 }))
+                                        .send(Err(StorageError::Compacted {
+                                            requested: last + 1,
+                                            compacted: 0,
+                                        }))
                                         .await;
                                     return;
                                 }
@@ -325,7 +381,8 @@ impl Storage for EtcdStorage {
     async fn current_revision(&self) -> Result<i64, StorageError> {
         let resp = self
             .call("get", |mut c| async move {
-                c.get("/registry/", Some(GetOptions::new().with_count_only())).await
+                c.get("/registry/", Some(GetOptions::new().with_count_only()))
+                    .await
             })
             .await?;
         Ok(header_revision(resp.header()))
@@ -336,25 +393,41 @@ impl Storage for EtcdStorage {
             return Ok(());
         }
         self.call("get", |mut c| async move {
-            c.get("/registry/", Some(GetOptions::new().with_count_only().with_revision(revision))).await
+            c.get(
+                "/registry/",
+                Some(GetOptions::new().with_count_only().with_revision(revision)),
+            )
+            .await
         })
         .await
         .map(|_| ())
         .map_err(|e| match e {
-            StorageError::Compacted { .. } => StorageError::Compacted { requested: revision, compacted: 0 },
+            StorageError::Compacted { .. } => StorageError::Compacted {
+                requested: revision,
+                compacted: 0,
+            },
             StorageError::FutureRevision(_) => StorageError::FutureRevision(revision),
             e => e,
         })
     }
 
     async fn compact(&self, revision: i64) -> Result<(), StorageError> {
-        self.call("compact", |mut c| async move { c.compact(revision, None).await }).await.map(|_| ())
+        self.call(
+            "compact",
+            |mut c| async move { c.compact(revision, None).await },
+        )
+        .await
+        .map(|_| ())
     }
 }
 
 impl EtcdStorage {
     /// Opens a watch and waits for etcd to confirm it (or to say the revision is compacted).
-    async fn open_watch(&self, prefix: &str, start: i64) -> Result<etcd_client::WatchStream, StorageError> {
+    async fn open_watch(
+        &self,
+        prefix: &str,
+        start: i64,
+    ) -> Result<etcd_client::WatchStream, StorageError> {
         let mut stream = self
             .call("watch", |mut c| {
                 let opts = WatchOptions::new()
@@ -374,12 +447,14 @@ impl EtcdStorage {
 /// reported there, before any event.
 async fn stream_with_created(stream: &mut etcd_client::WatchStream) -> Result<(), StorageError> {
     match stream.message().await {
-        Ok(Some(resp)) if resp.compact_revision() > 0 => {
-            Err(StorageError::Compacted { requested: 0, compacted: resp.compact_revision() })
-        }
-        Ok(Some(resp)) if resp.canceled() => {
-            Err(StorageError::Other(format!("watch canceled: {}", resp.cancel_reason())))
-        }
+        Ok(Some(resp)) if resp.compact_revision() > 0 => Err(StorageError::Compacted {
+            requested: 0,
+            compacted: resp.compact_revision(),
+        }),
+        Ok(Some(resp)) if resp.canceled() => Err(StorageError::Other(format!(
+            "watch canceled: {}",
+            resp.cancel_reason()
+        ))),
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(StorageError::Unavailable("watch stream closed".into())),
         Err(e) => Err(map_error(e)),

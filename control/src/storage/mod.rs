@@ -73,17 +73,30 @@ pub struct Txn {
 
 #[derive(Debug, Clone)]
 pub enum TxnOutcome {
-    Committed { revision: i64 },
+    Committed {
+        revision: i64,
+    },
     /// A condition failed; the current value of each condition's key, in order.
-    Failed { current: Vec<Option<Kv>> },
+    Failed {
+        current: Vec<Option<Kv>>,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
-    Put { kv: Kv, prev: Option<Kv> },
-    Delete { key: String, revision: i64, prev: Option<Kv> },
+    Put {
+        kv: Kv,
+        prev: Option<Kv>,
+    },
+    Delete {
+        key: String,
+        revision: i64,
+        prev: Option<Kv>,
+    },
     /// No events up to this revision (a progress notification).
-    Progress { revision: i64 },
+    Progress {
+        revision: i64,
+    },
 }
 
 impl WatchEvent {
@@ -118,13 +131,24 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Keys with `prefix`, starting at `start` (inclusive; `""` = the beginning), at most `limit`
     /// (0 = all), read at `revision` (0 = latest).
-    async fn list(&self, prefix: &str, start: &str, limit: i64, revision: i64) -> Result<ListPage, StorageError>;
+    async fn list(
+        &self,
+        prefix: &str,
+        start: &str,
+        limit: i64,
+        revision: i64,
+    ) -> Result<ListPage, StorageError>;
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StorageError>;
 
     /// Events on keys with `prefix` after revision `after` (exclusive). `progress` asks for
     /// periodic `Progress` events so that a quiet prefix still learns the store's revision.
-    async fn watch(&self, prefix: &str, after: i64, progress: bool) -> Result<WatchReceiver, StorageError>;
+    async fn watch(
+        &self,
+        prefix: &str,
+        after: i64,
+        progress: bool,
+    ) -> Result<WatchReceiver, StorageError>;
 
     async fn current_revision(&self) -> Result<i64, StorageError>;
 
