@@ -1,1 +1,361 @@
-fn main() {}
+//! `ketch`: bring a local cluster up, see what runs, take it down.
+
+mod probe;
+mod state;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use state::{Proc, State};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "ketch",
+    version,
+    about = "A Kubernetes-compatible cluster with an eBPF dataplane"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a local cluster (etcd and the control plane) in the background.
+    Up {
+        #[arg(long, default_value = "/var/lib/ketch")]
+        state_dir: PathBuf,
+        /// HTTPS port of the API server.
+        #[arg(long, default_value_t = 6443)]
+        api_port: u16,
+        /// Use these etcd endpoints (comma-separated) instead of starting one.
+        #[arg(long, value_delimiter = ',')]
+        etcd_servers: Vec<String>,
+        /// Client port of the etcd `ketch up` starts (its peer port is the next one).
+        #[arg(long, default_value_t = 2379)]
+        etcd_port: u16,
+        /// Seconds to wait for each component to become ready.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Stop what `ketch up` started (and nothing else).
+    Down {
+        #[arg(long, default_value = "/var/lib/ketch")]
+        state_dir: PathBuf,
+    },
+    /// Say what runs.
+    Status {
+        #[arg(long, default_value = "/var/lib/ketch")]
+        state_dir: PathBuf,
+    },
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("ketch: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Cmd::Up {
+            state_dir,
+            api_port,
+            etcd_servers,
+            etcd_port,
+            timeout,
+        } => rt.block_on(up(
+            &state_dir,
+            api_port,
+            etcd_servers,
+            etcd_port,
+            Duration::from_secs(timeout),
+        )),
+        Cmd::Down { state_dir } => down(&state_dir),
+        Cmd::Status { state_dir } => {
+            let all = status(&state_dir)?;
+            if !all {
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn progress(msg: &str) {
+    println!("==> {msg}");
+    let _ = std::io::stdout().flush();
+}
+
+/// A program shipped next to this one (the build puts every binary in one directory).
+fn sibling(name: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe().context("find the ketch executable")?;
+    let p = me
+        .parent()
+        .map(|d| d.join(name))
+        .context("ketch has no directory")?;
+    if !p.exists() {
+        bail!(
+            "{} not found next to {}; build the workspace first (cargo build)",
+            name,
+            me.display()
+        );
+    }
+    Ok(p)
+}
+
+/// Starts a program in its own process group with its output in `log`, detached from us.
+fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Proc> {
+    let out = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("start {}", program.display()))?;
+    let pid = child.id() as i32;
+    let start_ticks = state::start_ticks(pid)
+        .with_context(|| format!("{name} exited at once; see {}", log.display()))?;
+    Ok(Proc {
+        name: name.into(),
+        pid,
+        start_ticks,
+        log: log.into(),
+    })
+}
+
+async fn wait_until<F, Fut>(
+    what: &str,
+    proc: Option<&Proc>,
+    timeout: Duration,
+    mut check: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    let mut next_note = Duration::from_secs(5);
+    loop {
+        if check().await {
+            return Ok(());
+        }
+        if let Some(p) = proc
+            && !p.alive()
+        {
+            bail!(
+                "{} exited; its log ({}) ends with:\n{}",
+                p.name,
+                p.log.display(),
+                tail(&p.log, 15)
+            );
+        }
+        let waited = start.elapsed();
+        if waited > timeout {
+            bail!("{what} not ready after {}s", timeout.as_secs());
+        }
+        if waited > next_note {
+            progress(&format!("still waiting for {what} ({}s)", waited.as_secs()));
+            next_note += Duration::from_secs(5);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+async fn up(
+    dir: &Path,
+    api_port: u16,
+    etcd_servers: Vec<String>,
+    etcd_port: u16,
+    timeout: Duration,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    if let Some(old) = state::load(&dir)? {
+        if !old.processes.is_empty() && old.processes.iter().all(Proc::alive) {
+            progress(&format!("already up at {}", old.api_url));
+            println!("export KUBECONFIG={}", old.kubeconfig.display());
+            return Ok(());
+        }
+        // Left over from a crash or a kill: stop whatever of it still runs, then start afresh.
+        progress("cleaning up after an earlier run that did not stop cleanly");
+        stop_all(&old.processes);
+        state::remove(&dir)?;
+    }
+    let mut st = State {
+        kubeconfig: dir.join("kubeconfig"),
+        ..State::default()
+    };
+    let result = start_components(&dir, api_port, etcd_servers, etcd_port, timeout, &mut st).await;
+    if let Err(e) = result {
+        // Leave nothing half-started behind.
+        stop_all(&st.processes);
+        let _ = state::remove(&dir);
+        return Err(e);
+    }
+    println!("Cluster is up. Logs are in {}.", dir.display());
+    println!("export KUBECONFIG={}", st.kubeconfig.display());
+    Ok(())
+}
+
+async fn start_components(
+    dir: &Path,
+    api_port: u16,
+    etcd_servers: Vec<String>,
+    etcd_port: u16,
+    timeout: Duration,
+    st: &mut State,
+) -> Result<()> {
+    let etcd_servers = if etcd_servers.is_empty() {
+        let client = format!("http://127.0.0.1:{etcd_port}");
+        let peer = format!(
+            "http://127.0.0.1:{}",
+            etcd_port.checked_add(1).context("--etcd-port too high")?
+        );
+        if probe::etcd_healthy(&client).await {
+            bail!("something already answers on {client}; pass --etcd-port or --etcd-servers");
+        }
+        progress(&format!("starting etcd on {client}"));
+        let etcd = which("etcd")
+            .context("etcd is not installed (apt-get install etcd-server, or cargo xtask setup)")?;
+        let args = vec![
+            "--name".into(),
+            "ketch".into(),
+            "--data-dir".into(),
+            dir.join("etcd").display().to_string(),
+            "--listen-client-urls".into(),
+            client.clone(),
+            "--advertise-client-urls".into(),
+            client.clone(),
+            "--listen-peer-urls".into(),
+            peer.clone(),
+            "--initial-advertise-peer-urls".into(),
+            peer.clone(),
+            "--initial-cluster".into(),
+            format!("ketch={peer}"),
+        ];
+        let p = spawn("etcd", &etcd, &args, &dir.join("etcd.log"))?;
+        st.processes.push(p.clone());
+        state::save(dir, st)?;
+        wait_until("etcd", Some(&p), timeout, || probe::etcd_healthy(&client)).await?;
+        vec![client]
+    } else {
+        etcd_servers
+    };
+    st.etcd_servers = etcd_servers.clone();
+
+    progress(&format!("starting ketch-control on port {api_port}"));
+    let control = sibling("ketch-control")?;
+    let args = vec![
+        "--bind-address".into(),
+        "127.0.0.1".into(),
+        "--secure-port".into(),
+        api_port.to_string(),
+        "--etcd-servers".into(),
+        etcd_servers.join(","),
+        "--data-dir".into(),
+        dir.join("control").display().to_string(),
+        "--kubeconfig-out".into(),
+        st.kubeconfig.display().to_string(),
+    ];
+    let p = spawn("ketch-control", &control, &args, &dir.join("control.log"))?;
+    st.processes.push(p.clone());
+    st.api_url = format!("https://127.0.0.1:{api_port}");
+    state::save(dir, st)?;
+    let pki = dir.join("control/pki");
+    wait_until("the API server", Some(&p), timeout, || {
+        let pki = pki.clone();
+        async move {
+            probe::api_ready("127.0.0.1", api_port, &pki)
+                .await
+                .unwrap_or(false)
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Stops our processes, newest first: TERM, then KILL after a grace period.
+fn stop_all(procs: &[Proc]) {
+    for p in procs.iter().rev() {
+        if !p.alive() {
+            continue;
+        }
+        let pid = Pid::from_raw(p.pid);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if p.alive() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while p.alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        println!("stopped {} (pid {})", p.name, p.pid);
+    }
+}
+
+fn down(dir: &Path) -> Result<()> {
+    let Some(st) = state::load(dir)? else {
+        println!("nothing to stop: no cluster state in {}", dir.display());
+        return Ok(());
+    };
+    stop_all(&st.processes);
+    state::remove(dir)?;
+    println!("cluster stopped (data kept in {})", dir.display());
+    Ok(())
+}
+
+fn status(dir: &Path) -> Result<bool> {
+    let Some(st) = state::load(dir)? else {
+        println!("not running: no cluster state in {}", dir.display());
+        return Ok(false);
+    };
+    let mut all = true;
+    for p in &st.processes {
+        let alive = p.alive();
+        all &= alive;
+        println!(
+            "{:<14} {:<8} pid {:<8} log {}",
+            p.name,
+            if alive { "running" } else { "stopped" },
+            p.pid,
+            p.log.display()
+        );
+    }
+    println!("API server     {}", st.api_url);
+    println!("etcd           {}", st.etcd_servers.join(","));
+    println!("kubeconfig     {}", st.kubeconfig.display());
+    Ok(all)
+}

@@ -111,7 +111,13 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
     let source = match cache.subscribe(start) {
         Ok(w) => {
             if !send_initial && start > 0 && start < cache.latest() {
-                api.store.storage.check_revision(start).await?;
+                match api.store.storage.check_revision(start).await {
+                    Ok(()) => {}
+                    Err(e @ StorageError::Compacted { .. }) => {
+                        return Ok(error_stream(&ApiError::from(e)));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             Source::Cache(w)
         }
