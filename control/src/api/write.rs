@@ -548,32 +548,17 @@ fn apply_error(r: &Resource, name: &str, e: managed::ApplyError) -> ApiError {
         managed::ApplyError::Conflicts(conflicts) => {
             let causes: Vec<Value> = conflicts
                 .iter()
-                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field}))
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": c.cause_message(), "field": c.field}))
                 .collect();
-            let list: Vec<String> = conflicts
-                .iter()
-                .map(|c| format!("- {}", c.message()))
-                .collect();
-            let n = conflicts.len();
-            let mut err = ApiError::conflict(
-                r,
-                name,
-                &format!(
-                    "Apply failed with {n} conflict{}: {}",
-                    if n == 1 { "" } else { "s" },
-                    list.join("\n")
-                ),
-            );
-            err.message = format!(
-                "Apply failed with {n} conflict{}: {}",
-                if n == 1 { "" } else { "s" },
-                list.join("\n")
-            );
+            let mut err = ApiError::conflict(r, name, "");
+            err.message = managed::conflicts_message(&conflicts);
             if let Some(d) = err.details.as_mut() {
                 d["causes"] = Value::Array(causes);
             }
             err
         }
-        other => ApiError::bad_request(other.to_string()),
+        managed::ApplyError::BadRequest(m) => ApiError::bad_request(m),
+        managed::ApplyError::InvalidConfig { .. } => ApiError::bad_request(e.to_string()),
+        other => ApiError::internal(other.to_string()),
     }
 }
