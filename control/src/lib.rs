@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod metrics;
 pub mod patch;
 pub mod printers;
+pub mod proto;
 pub mod registry;
 pub mod schema;
 pub mod server;

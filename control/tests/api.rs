@@ -229,6 +229,26 @@ async fn writes_follow_kubernetes_rules() {
         "{st}"
     );
     assert_eq!(st["details"]["causes"][0]["field"], "metadata.name");
+    // Prometheus metrics count requests by verb and resource.
+    let metrics = api
+        .client
+        .request_text(
+            http::Request::get("/metrics")
+                .body(Vec::new())
+                .expect("req"),
+        )
+        .await
+        .expect("metrics");
+    assert!(
+        metrics.contains(
+            "apiserver_request_total{verb=\"POST\",resource=\"configmaps\",code=\"201\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("etcd_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
     // The namespace must exist.
     let (code, st) = api
         .post("/api/v1/namespaces/nowhere/configmaps", cm("x", json!({})))

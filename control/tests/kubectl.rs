@@ -355,6 +355,13 @@ fn kubectl_user_story() {
         "nothing written"
     );
 
+    // explain reads the OpenAPI v3 schemas
+    let out = c.ok(&["explain", "deployment.spec.replicas"]);
+    assert!(
+        out.contains("KIND:") && out.contains("Deployment") && out.contains("replicas"),
+        "{out}"
+    );
+
     // delete
     let out = c.ok(&["delete", "deploy", "web", "-n", "shop"]);
     assert!(out.contains("deleted"), "{out}");

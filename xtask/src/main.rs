@@ -1,6 +1,7 @@
 //! Project automation. Every command that needs tools installs what is missing first, so a fresh
 //! Debian 12 machine needs nothing but this repository and the Rust toolchain.
 
+mod gen_proto_table;
 mod gen_schema_meta;
 mod setup;
 
@@ -46,6 +47,12 @@ enum Cmd {
     Lint,
     /// Regenerate control/src/schema/field_merge.rs from the k8s-openapi sources.
     GenSchemaMeta,
+    /// Regenerate control/src/proto/table.rs (protobuf request decoding) from the upstream
+    /// kubernetes/api and kubernetes/apimachinery sources: --go-api DIR --go-apimachinery DIR.
+    GenProtoTable {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -110,6 +117,10 @@ fn run() -> Result<()> {
                 "-D",
                 "warnings",
             ]))
+        }
+        Cmd::GenProtoTable { args } => {
+            status(cargo(&ws).args(["fetch"]))?;
+            gen_proto_table::run(&ws, args)
         }
         Cmd::GenSchemaMeta => {
             status(cargo(&ws).args(["fetch"]))?;

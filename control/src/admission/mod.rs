@@ -2,8 +2,22 @@
 //! accounts, default tolerations, job selectors), then validation and namespace lifecycle.
 
 pub mod allocators;
+mod cron;
 pub mod defaults;
+pub mod field;
+mod json;
+pub mod names;
+mod quantity;
+pub mod strategy;
 pub mod validation;
+#[cfg(test)]
+mod validation_tests;
+
+pub use defaults::apply_defaults;
+pub use field::{FieldError, FieldErrorType, aggregate_message, invalid_status_message};
+pub use names::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
+pub use strategy::{before_update, prepare_service_update};
+pub use validation::validate;
 
 use crate::api::status::{ApiError, ApiResult, Cause};
 use crate::registry::meta;
@@ -34,7 +48,12 @@ impl Admission {
         old: Option<&Value>,
     ) -> ApiResult<Extra> {
         match (r.group, r.kind) {
-            ("", "Service") => self.allocators.service(store, r, obj, old).await,
+            ("", "Service") => {
+                if let Some(old) = old {
+                    prepare_service_update(obj, old);
+                }
+                self.allocators.service(store, r, obj, old).await
+            }
             ("", "Pod") if old.is_none() => {
                 pod_service_account(obj);
                 default_tolerations(obj);

@@ -106,6 +106,9 @@ pub fn parse_body(bytes: &[u8], ty: BodyType) -> ApiResult<(Value, Vec<String>)>
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'{' || *b == b'[');
     match ty {
+        BodyType::Protobuf => crate::proto::decode(bytes)
+            .map(|(_, _, v)| (v, Vec::new()))
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf: {e}"))),
         BodyType::Yaml | BodyType::ApplyPatch if !looks_json => {
             serde_yaml_ng::from_slice::<Value>(bytes)
                 .map(|v| (v, Vec::new()))
@@ -113,6 +116,18 @@ pub fn parse_body(bytes: &[u8], ty: BodyType) -> ApiResult<(Value, Vec<String>)>
         }
         _ => parse_json(bytes)
             .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}"))),
+    }
+}
+
+/// The body of a request whose content type names an object encoding (JSON, YAML, protobuf).
+pub fn object_body(ctx: &super::Ctx, body: &[u8]) -> ApiResult<(Value, Vec<String>)> {
+    let ct = ctx
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    match super::negotiate::body_type(ct) {
+        Some(ty @ (BodyType::Json | BodyType::Yaml | BodyType::Protobuf)) => parse_body(body, ty),
+        _ => Err(ApiError::unsupported_media_type(ct.unwrap_or_default())),
     }
 }
 

@@ -34,8 +34,9 @@ fn options(ctx: &Ctx, body: &[u8]) -> ApiResult<Options> {
         o.propagation = Some("Orphan".into());
     }
     if body.iter().any(|b| !b.is_ascii_whitespace()) {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        let (v, _) = super::decode::object_body(ctx, body).map_err(|e| {
+            ApiError::bad_request(format!("error decoding DeleteOptions: {}", e.message))
+        })?;
         if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
             o.grace = Some(g);
         }

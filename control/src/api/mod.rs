@@ -429,11 +429,17 @@ impl ApiServer {
         } else {
             ctx.path.name.clone()
         };
+        // A namespace is authorized within itself (`get namespaces/x` in namespace x).
+        let namespace = if r.group.is_empty() && r.plural == "namespaces" {
+            ctx.path.name.clone()
+        } else {
+            ctx.path.namespace.clone()
+        };
         let a = Attributes {
             user: ctx.user.clone(),
             verb: ctx.verb.to_string(),
             resource_request: true,
-            namespace: ctx.path.namespace.clone(),
+            namespace,
             api_group: r.group.to_string(),
             resource: r.plural.to_string(),
             subresource: ctx

@@ -77,6 +77,8 @@ pub enum BodyType {
     MergePatch,
     StrategicMergePatch,
     ApplyPatch,
+    /// `application/vnd.kubernetes.protobuf` (kubectl and client-go send built-in kinds so).
+    Protobuf,
 }
 
 pub fn body_type(content_type: Option<&str>) -> Option<BodyType> {
@@ -89,6 +91,7 @@ pub fn body_type(content_type: Option<&str>) -> Option<BodyType> {
         "application/merge-patch+json" => BodyType::MergePatch,
         "application/strategic-merge-patch+json" => BodyType::StrategicMergePatch,
         "application/apply-patch+yaml" => BodyType::ApplyPatch,
+        "application/vnd.kubernetes.protobuf" => BodyType::Protobuf,
         _ => return None,
     })
 }

@@ -1,7 +1,6 @@
 //! Access and token reviews: create-only resources answered at once and never stored.
 
 use super::decode;
-use super::negotiate::BodyType;
 use super::status::{ApiError, ApiResult};
 use super::{ApiServer, Body, Ctx, object_response};
 use crate::auth::authn::UserInfo;
@@ -13,7 +12,7 @@ use std::sync::Arc;
 
 pub async fn create(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
-    let (raw, dups) = decode::parse_body(body, BodyType::Json)?;
+    let (raw, dups) = decode::object_body(ctx, body)?;
     let (mut review, _) =
         decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
     let status = match r.kind {

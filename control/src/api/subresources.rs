@@ -153,7 +153,7 @@ async fn scale_update(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult
 /// `pods/binding`: the scheduler assigns a pod to a node, once.
 async fn bind(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
-    let (binding, _) = decode::parse_body(body, BodyType::Json)?;
+    let (binding, _) = decode::object_body(ctx, body)?;
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -259,7 +259,7 @@ fn set_condition(pod: &mut Value, ty: &str, status: &str, reason: &str) {
 /// `pods/eviction`: delete a pod unless a PodDisruptionBudget forbids it (429).
 async fn evict(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
-    let (eviction, _) = decode::parse_body(body, BodyType::Json)?;
+    let (eviction, _) = decode::object_body(ctx, body)?;
     let pod = api
         .store
         .get_existing(r, &ctx.path.namespace, &ctx.path.name)

@@ -26,13 +26,7 @@ fn content_type(ctx: &Ctx) -> Option<&str> {
 
 pub async fn create(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
-    let ct = content_type(ctx);
-    let ty = super::negotiate::body_type(ct)
-        .ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
-    if !matches!(ty, BodyType::Json | BodyType::Yaml) {
-        return Err(ApiError::unsupported_media_type(ct.unwrap_or_default()));
-    }
-    let (raw, dups) = decode::parse_body(body, ty)?;
+    let (raw, dups) = decode::object_body(ctx, body)?;
     let (decoded, findings) =
         decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
     let created = create_object(api, ctx, r, decoded, "Update").await?;
@@ -155,13 +149,7 @@ fn record_managed(
 
 pub async fn update(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
-    let ct = content_type(ctx);
-    let ty = super::negotiate::body_type(ct)
-        .ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
-    if !matches!(ty, BodyType::Json | BodyType::Yaml) {
-        return Err(ApiError::unsupported_media_type(ct.unwrap_or_default()));
-    }
-    let (raw, dups) = decode::parse_body(body, ty)?;
+    let (raw, dups) = decode::object_body(ctx, body)?;
     let (new, findings) =
         decode::check_object(&api.catalog, r, raw, &dups, ctx.query.field_validation)?;
     check_identity(ctx, r, &new)?;
@@ -330,7 +318,7 @@ pub async fn patch(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Re
     let r = ctx.resource();
     let ct = content_type(ctx);
     let ty = super::negotiate::body_type(ct)
-        .filter(|t| !matches!(t, BodyType::Json | BodyType::Yaml))
+        .filter(|t| !matches!(t, BodyType::Json | BodyType::Yaml | BodyType::Protobuf))
         .ok_or_else(|| ApiError::unsupported_media_type(ct.unwrap_or_default()))?;
     let (patch, dups) = decode::parse_body(body, ty)?;
     if ty == BodyType::ApplyPatch {
@@ -398,7 +386,7 @@ pub(crate) fn apply_patch(
                 }
             })?
         }
-        BodyType::Json | BodyType::Yaml | BodyType::ApplyPatch => {
+        BodyType::Json | BodyType::Yaml | BodyType::ApplyPatch | BodyType::Protobuf => {
             return Err(ApiError::unsupported_media_type("application/json"));
         }
     })
