@@ -5,6 +5,8 @@
 //! (the resource table, per-kind strategy, objects over storage), `storage` (etcd and the watch
 //! cache). `schema` and `patch` are shared by the layers; `printers` renders `kubectl get` tables.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod admission;
 pub mod api;
 pub mod auth;

@@ -164,7 +164,7 @@ impl ApiServer {
     pub fn cache(&self, r: &Resource) -> ApiResult<&Arc<WatchCache>> {
         self.caches
             .get(&r.key_prefix())
-            .ok_or_else(|| ApiError::method_not_allowed())
+            .ok_or_else(ApiError::method_not_allowed)
     }
 
     pub fn set_ready(&self) {

@@ -34,8 +34,12 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
         .collect()
 }
 
+/// No media range of `Accept` is one this server produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAcceptable;
+
 /// Picks the first acceptable media range of `Accept`, in the client's order.
-pub fn output(accept: Option<&str>) -> Result<Output, ()> {
+pub fn output(accept: Option<&str>) -> Result<Output, NotAcceptable> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Output::Json);
     };
@@ -65,7 +69,7 @@ pub fn output(accept: Option<&str>) -> Result<Output, ()> {
             _ => continue,
         }
     }
-    Err(())
+    Err(NotAcceptable)
 }
 
 /// What a request body is.
@@ -112,7 +116,7 @@ mod tests {
             )),
             Ok(Output::Discovery)
         );
-        assert_eq!(output(Some("application/vnd.kubernetes.protobuf")), Err(()));
+        assert_eq!(output(Some("application/vnd.kubernetes.protobuf")), Err(NotAcceptable));
         assert_eq!(
             output(Some("application/vnd.kubernetes.protobuf, */*")),
             Ok(Output::Json)

@@ -374,6 +374,20 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
     out
 }
 
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.group, self.version, self.plural)
+    }
+}
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        (self.group, self.version, self.plural) == (other.group, other.version, other.plural)
+    }
+}
+
+impl Eq for Resource {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,17 +421,3 @@ mod tests {
         );
     }
 }
-
-impl std::fmt::Debug for Resource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.group, self.version, self.plural)
-    }
-}
-
-impl PartialEq for Resource {
-    fn eq(&self, other: &Self) -> bool {
-        (self.group, self.version, self.plural) == (other.group, other.version, other.plural)
-    }
-}
-
-impl Eq for Resource {}

@@ -439,7 +439,7 @@ impl EtcdStorage {
                 async move { c.watch(prefix, Some(opts)).await }
             })
             .await?;
-        Ok(stream_with_created(&mut stream).await.map(|_| stream)?)
+        stream_with_created(&mut stream).await.map(|_| stream)
     }
 }
 
