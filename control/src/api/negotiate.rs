@@ -116,7 +116,10 @@ mod tests {
             )),
             Ok(Output::Discovery)
         );
-        assert_eq!(output(Some("application/vnd.kubernetes.protobuf")), Err(NotAcceptable));
+        assert_eq!(
+            output(Some("application/vnd.kubernetes.protobuf")),
+            Err(NotAcceptable)
+        );
         assert_eq!(
             output(Some("application/vnd.kubernetes.protobuf, */*")),
             Ok(Output::Json)
