@@ -82,6 +82,15 @@ async fn lists_page_with_continue_and_filter_by_selectors() {
         .get(&format!("{CMS}?labelSelector=tier%3Deven&limit=5"))
         .await;
     assert_eq!(page["items"].as_array().expect("items").len(), 5);
+    // "Any version" comes from the watch cache, whole.
+    let (_, any) = api
+        .get(&format!(
+            "{CMS}?resourceVersion=0&limit=5&labelSelector=tier%3Dodd"
+        ))
+        .await;
+    assert_eq!(any["items"].as_array().expect("items").len(), 12);
+    let (code, one) = api.get(&format!("{CMS}/cm-03?resourceVersion=0")).await;
+    assert_eq!((code, one["data"]["k"].as_str()), (200, Some("cm-03")));
     // Old resourceVersion, exactly: the state at that revision.
     let (_, exact) = api
         .get(&format!(

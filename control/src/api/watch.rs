@@ -90,47 +90,53 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
         None => matches!(rv, None | Some(0)),
     };
     let cache = api.cache(r)?.clone();
+
     let ns_prefix = r.namespace_prefix(&ctx.path.namespace);
-    let in_namespace = move |e: &CacheEvent| e.key.starts_with(&ns_prefix);
-
-    let mut initial = Vec::new();
-    let start = if send_initial || rv.is_none() || rv == Some(0) {
-        let at = cache.latest().max(rv.unwrap_or(0));
-        if send_initial {
-            let page = api
-                .store
-                .list(r, &ctx.path.namespace, 0, None, at, &keep)
-                .await?;
-            initial = page.items;
-        }
-        at
-    } else {
-        rv.unwrap_or(0)
-    };
-
-    let source = match cache.subscribe(start) {
-        Ok(w) => {
-            if !send_initial && start > 0 && start < cache.latest() {
-                match api.store.storage.check_revision(start).await {
-                    Ok(()) => {}
-                    Err(e @ StorageError::Compacted { .. }) => {
-                        return Ok(error_stream(&ApiError::from(e)));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Source::Cache(w)
-        }
-        Err(_) => match api
-            .store
-            .storage
-            .watch(&r.namespace_prefix(&ctx.path.namespace), start, false)
-            .await
+    let (initial, start, source) = if send_initial || matches!(rv, None | Some(0)) {
+        // The current state comes from the cache, with a cursor at exactly that revision.
+        if let Some(want) = rv.filter(|v| *v > cache.latest())
+            && !cache.wait_for(want, Duration::from_secs(3)).await
         {
-            Ok(rx) => Source::Storage(rx),
-            Err(e @ StorageError::Compacted { .. }) => return Ok(error_stream(&ApiError::from(e))),
-            Err(e) => return Err(e.into()),
-        },
+            return Err(ApiError::timeout(format!(
+                "Too large resource version: {want}, current: {}",
+                cache.latest()
+            )));
+        }
+        let (items, at, watcher) = cache.snapshot(&ns_prefix);
+        let items = if send_initial {
+            items
+                .into_iter()
+                .filter(|o| keep(o))
+                .map(|o| (*o).clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (items, at, Source::Cache(watcher))
+    } else {
+        let start = rv.unwrap_or(0);
+        let source = match cache.subscribe(start) {
+            Ok(w) => {
+                if start < cache.latest() {
+                    match api.store.storage.check_revision(start).await {
+                        Ok(()) => {}
+                        Err(e @ StorageError::Compacted { .. }) => {
+                            return Ok(error_stream(&ApiError::from(e)));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Source::Cache(w)
+            }
+            Err(_) => match api.store.storage.watch(&ns_prefix, start, false).await {
+                Ok(rx) => Source::Storage(rx),
+                Err(e @ StorageError::Compacted { .. }) => {
+                    return Ok(error_stream(&ApiError::from(e)));
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        (Vec::new(), start, source)
     };
 
     let timeout = match q.timeout_seconds {
@@ -141,6 +147,7 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
             base + base.mul_f64(rand::random::<f64>())
         }
     };
+    let in_namespace = move |e: &CacheEvent| e.key.starts_with(&ns_prefix);
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(64);
     let stream = Stream {
         r,

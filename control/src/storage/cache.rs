@@ -1,13 +1,15 @@
 //! The watch cache: one storage watch per resource feeds every client watching it.
 //!
-//! Each resource's cache keeps a window of recent events, decoded once and shared. A client watch
-//! is a cursor into that window; it sleeps until the cache's revision moves past it. A client
-//! whose cursor falls out of the window (too slow, or asking for an older revision) is told so and
-//! the API layer serves it from storage directly or ends the watch.
+//! Each resource's cache keeps the current objects and a window of recent events, decoded once
+//! and shared. A client watch is a cursor into that window; it sleeps until the cache's revision
+//! moves past it. A client whose cursor falls out of the window (too slow, or asking for an older
+//! revision) is told so and the API layer serves it from storage directly or ends the watch.
+//! The objects answer "any version" reads (`resourceVersion=0`) and the initial state of watches
+//! without touching storage, as kube-apiserver's watch cache does.
 
 use super::{Kv, Storage, StorageError, WatchEvent};
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -92,6 +94,8 @@ impl CacheEvent {
 }
 
 struct Window {
+    /// Every object under the prefix as of `latest`, by key.
+    objects: BTreeMap<String, Arc<Value>>,
     events: VecDeque<Arc<CacheEvent>>,
     /// Every event with a revision greater than this is in `events`.
     oldest: i64,
@@ -120,12 +124,13 @@ impl WatchCache {
         capacity: usize,
         decode: Decoder,
     ) -> Result<Arc<WatchCache>, StorageError> {
-        let start = storage.current_revision().await?;
+        let (objects, start) = load(storage.as_ref(), &prefix, decode).await?;
         let rx = storage.watch(&prefix, start, true).await?;
         let (latest_tx, _) = watch::channel(start);
         let cache = Arc::new(WatchCache {
             prefix,
             window: Mutex::new(Window {
+                objects,
                 events: VecDeque::new(),
                 oldest: start,
                 latest: start,
@@ -144,6 +149,29 @@ impl WatchCache {
     /// The newest revision the cache has seen.
     pub fn latest(&self) -> i64 {
         self.lock().latest
+    }
+
+    /// The objects under `prefix` (a namespace's, say) as of the returned revision, and a cursor
+    /// that yields every event after it: a consistent start for a watch.
+    pub fn snapshot(self: &Arc<Self>, prefix: &str) -> (Vec<Arc<Value>>, i64, CacheWatcher) {
+        let w = self.lock();
+        let watcher = CacheWatcher {
+            cache: self.clone(),
+            cursor: w.latest,
+            latest_rx: self.latest_tx.subscribe(),
+        };
+        (objects_under(&w, prefix), w.latest, watcher)
+    }
+
+    /// The objects under `prefix` as of the returned revision.
+    pub fn list(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
+        let w = self.lock();
+        (objects_under(&w, prefix), w.latest)
+    }
+
+    /// One object as of the cache's revision.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.lock().objects.get(key).cloned()
     }
 
     /// A cursor that yields every event after revision `after`.
@@ -176,6 +204,14 @@ impl WatchCache {
     fn push(&self, batch: Vec<Arc<CacheEvent>>, latest: i64) {
         let mut w = self.lock();
         for ev in batch {
+            match ev.kind {
+                EventKind::Deleted => {
+                    w.objects.remove(&ev.key);
+                }
+                _ => {
+                    w.objects.insert(ev.key.clone(), ev.object.clone());
+                }
+            }
             w.events.push_back(ev);
         }
         while w.events.len() > self.capacity {
@@ -191,15 +227,48 @@ impl WatchCache {
         self.latest_tx.send_replace(l);
     }
 
-    /// Forget everything before `revision`: clients behind it must start again.
-    fn reset(&self, revision: i64) {
+    /// Start again from `objects` at `revision`: clients behind it must start again too.
+    fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: i64) {
         let mut w = self.lock();
+        w.objects = objects;
         w.events.clear();
         w.oldest = revision;
         w.latest = w.latest.max(revision);
         let l = w.latest;
         drop(w);
         self.latest_tx.send_replace(l);
+    }
+}
+
+fn objects_under(w: &Window, prefix: &str) -> Vec<Arc<Value>> {
+    w.objects
+        .range(prefix.to_string()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// Every object under `prefix` and the revision they were read at.
+async fn load(
+    storage: &dyn Storage,
+    prefix: &str,
+    decode: Decoder,
+) -> Result<(BTreeMap<String, Arc<Value>>, i64), StorageError> {
+    let mut objects = BTreeMap::new();
+    let mut start = String::new();
+    let mut revision = 0;
+    loop {
+        let page = storage.list(prefix, &start, 1000, revision).await?;
+        revision = page.revision;
+        for kv in &page.kvs {
+            if let Some(v) = decode(kv) {
+                objects.insert(kv.key.clone(), Arc::new(v));
+            }
+        }
+        match (page.more, page.kvs.last()) {
+            (true, Some(last)) => start = format!("{}\u{0}", last.key),
+            _ => return Ok((objects, revision)),
+        }
     }
 }
 
@@ -225,16 +294,16 @@ async fn run(
             Err(e) => {
                 tracing::warn!(prefix = %c.prefix, error = %e, "watch cache lost its storage watch; restarting");
                 loop {
-                    let restarted = match storage.current_revision().await {
-                        Ok(rev) => storage
+                    let restarted = match load(storage.as_ref(), &c.prefix, decode).await {
+                        Ok((objects, rev)) => storage
                             .watch(&c.prefix, rev, true)
                             .await
-                            .map(|rx| (rev, rx)),
+                            .map(|rx| (objects, rev, rx)),
                         Err(e) => Err(e),
                     };
                     match restarted {
-                        Ok((rev, new_rx)) => {
-                            c.reset(rev);
+                        Ok((objects, rev, new_rx)) => {
+                            c.reset(objects, rev);
                             rx = new_rx;
                             break;
                         }
