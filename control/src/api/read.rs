@@ -12,6 +12,15 @@ use std::sync::Arc;
 
 pub async fn get(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>> {
     let r = ctx.resource();
+    // "Any version" is served from the watch cache, as Kubernetes does.
+    if ctx.query.resource_version.as_deref() == Some("0")
+        && let Ok(cache) = api.cache(r)
+    {
+        let obj = cache
+            .get(&r.key(&ctx.path.namespace, &ctx.path.name))
+            .ok_or_else(|| ApiError::not_found(r, &ctx.path.name))?;
+        return Ok(render_one(ctx, r, &obj, StatusCode::OK));
+    }
     let obj = api
         .store
         .get_existing(r, &ctx.path.namespace, &ctx.path.name)
@@ -88,17 +97,38 @@ pub async fn list(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>> 
     let r = ctx.resource();
     let keep = filter(r, &ctx.query)?;
     let revision = list_revision(&ctx.query)?;
-    let page = api
-        .store
-        .list(
-            r,
-            &ctx.path.namespace,
-            ctx.query.limit,
-            ctx.query.continue_token.as_deref(),
-            revision,
-            &keep,
-        )
-        .await?;
+    let any_version =
+        ctx.query.resource_version.as_deref() == Some("0") && ctx.query.continue_token.is_none();
+    let page = match api.cache(r) {
+        // "Any version" lists come whole from the watch cache (the limit does not apply), as
+        // Kubernetes serves them.
+        Ok(cache) if any_version => {
+            let (items, at) = cache.list(&r.namespace_prefix(&ctx.path.namespace));
+            let items = items
+                .into_iter()
+                .filter(|o| keep(o))
+                .map(|o| (*o).clone())
+                .collect();
+            crate::registry::store::Page {
+                items,
+                revision: at,
+                continue_token: None,
+                remaining: None,
+            }
+        }
+        _ => {
+            api.store
+                .list(
+                    r,
+                    &ctx.path.namespace,
+                    ctx.query.limit,
+                    ctx.query.continue_token.as_deref(),
+                    revision,
+                    &keep,
+                )
+                .await?
+        }
+    };
     let rv = page.revision.to_string();
     let v = match ctx.output {
         Output::Table => table::table(
