@@ -528,6 +528,40 @@ async fn services_get_unique_cluster_ips_and_node_ports_released_on_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn events_written_through_events_k8s_io_are_core_events_too() {
+    let c = Cluster::start();
+    let api = ApiClient::new(&c).await;
+    let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "web.1"},
+        "eventTime": "2026-11-22T03:00:00.000000Z", "reportingController": "ketch.dev/test", "reportingInstance": "t1",
+        "action": "Testing", "reason": "Tested", "type": "Normal", "note": "a note",
+        "regarding": {"kind": "Pod", "name": "web", "namespace": "default"}});
+    let (code, created) = api
+        .post("/apis/events.k8s.io/v1/namespaces/default/events", ev)
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["note"], "a note");
+    let (code, core) = api.get("/api/v1/namespaces/default/events/web.1").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (
+            core["message"].as_str(),
+            core["involvedObject"]["name"].as_str()
+        ),
+        (Some("a note"), Some("web"))
+    );
+    assert_eq!(core["reportingComponent"], "ketch.dev/test");
+    let out = c.ok(&["get", "events", "-n", "default"]);
+    assert!(
+        out.contains("Tested") && out.contains("pod/web") && out.contains("a note"),
+        "{out}"
+    );
+    let (_, list) = api
+        .get("/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dweb")
+        .await;
+    assert_eq!(list["items"][0]["regarding"]["name"], "web");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn namespaces_terminate_and_refuse_new_content() {
     let c = Cluster::start();
     let api = ApiClient::new(&c).await;

@@ -4,8 +4,8 @@ use super::negotiate::Output;
 use super::query::{Query, RvMatch};
 use super::status::{ApiError, ApiResult};
 use super::{ApiServer, Body, Ctx, object_response, table};
-use crate::registry::meta;
 use crate::registry::resources::Resource;
+use crate::registry::{convert, meta};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -18,6 +18,7 @@ pub async fn get(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>> {
     {
         let obj = cache
             .get(&r.key(&ctx.path.namespace, &ctx.path.name))
+            .map(|o| convert::from_stored(r, (*o).clone()))
             .ok_or_else(|| ApiError::not_found(r, &ctx.path.name))?;
         return Ok(render_one(ctx, r, &obj, StatusCode::OK));
     }
@@ -106,8 +107,8 @@ pub async fn list(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>> 
             let (items, at) = cache.list(&r.namespace_prefix(&ctx.path.namespace));
             let items = items
                 .into_iter()
+                .map(|o| convert::from_stored(r, (*o).clone()))
                 .filter(|o| keep(o))
-                .map(|o| (*o).clone())
                 .collect();
             crate::registry::store::Page {
                 items,

@@ -4,9 +4,9 @@ use super::negotiate::Output;
 use super::query::RvMatch;
 use super::status::{ApiError, ApiResult};
 use super::{ApiServer, Body, Ctx, read, table};
-use crate::registry::meta;
 use crate::registry::resources::Resource;
 use crate::registry::store;
+use crate::registry::{convert, meta};
 use crate::storage::cache::{CacheEvent, CacheWatcher, EventKind};
 use crate::storage::{StorageError, WatchReceiver};
 use bytes::Bytes;
@@ -106,8 +106,8 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
         let items = if send_initial {
             items
                 .into_iter()
+                .map(|o| convert::from_stored(r, (*o).clone()))
                 .filter(|o| keep(o))
-                .map(|o| (*o).clone())
                 .collect()
         } else {
             Vec::new()
@@ -246,6 +246,7 @@ impl Stream {
                         if !in_namespace(&ev) {
                             continue;
                         }
+                        let ev = served_form(self.r, ev);
                         let Some(kind) = classify(&ev, keep) else { continue };
                         metrics.watch_event(self.r.plural);
                         if !self.send(kind, &ev.object).await {
@@ -303,6 +304,23 @@ impl Stream {
             .await
             .is_ok()
     }
+}
+
+/// An event with its objects in the form `r` serves (events.k8s.io events are stored as core).
+fn served_form(r: &Resource, ev: Arc<CacheEvent>) -> Arc<CacheEvent> {
+    if !convert::converts(r) {
+        return ev;
+    }
+    Arc::new(CacheEvent {
+        revision: ev.revision,
+        kind: ev.kind,
+        key: ev.key.clone(),
+        object: Arc::new(convert::from_stored(r, (*ev.object).clone())),
+        prev: ev
+            .prev
+            .as_ref()
+            .map(|p| Arc::new(convert::from_stored(r, (**p).clone()))),
+    })
 }
 
 /// The event type a filtered watcher sees: a change that moves an object into the selection is

@@ -155,8 +155,9 @@ impl Resource {
             ("", "nodes") => "minions",
             ("", "replicationcontrollers") => "controllers",
             ("", "persistentvolumes") => "persistentvolumes",
-            // Stored apart from core/v1 events: the two shapes are not converted into each other.
-            ("events.k8s.io", "events") => "events.k8s.io/events",
+            // One store for both event APIs, in the core/v1 shape (see `convert`).
+            ("events.k8s.io", "events") => "events",
+
             ("discovery.k8s.io", "endpointslices") => "endpointslices",
             ("rbac.authorization.k8s.io", p) => match p {
                 "roles" => "roles",

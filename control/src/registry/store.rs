@@ -1,6 +1,7 @@
 //! Objects over storage: encoding, and get/list/create/update/delete with resourceVersion
 //! semantics. Every write is one storage transaction, so nothing is ever half-written.
 
+use super::convert;
 use super::meta;
 use super::resources::Resource;
 use crate::api::status::{ApiError, ApiResult};
@@ -56,7 +57,10 @@ struct ContinueToken {
 impl Store {
     pub async fn get(&self, r: &Resource, namespace: &str, name: &str) -> ApiResult<Option<Value>> {
         let (kv, _) = self.storage.get(&r.key(namespace, name)).await?;
-        Ok(kv.as_ref().and_then(decode))
+        Ok(kv
+            .as_ref()
+            .and_then(decode)
+            .map(|o| convert::from_stored(r, o)))
     }
 
     pub async fn get_existing(
@@ -105,7 +109,7 @@ impl Store {
             revision = page.revision;
             let last_key = page.kvs.last().map(|kv| kv.key.clone());
             for kv in &page.kvs {
-                if let Some(obj) = decode(kv)
+                if let Some(obj) = decode(kv).map(|o| convert::from_stored(r, o))
                     && keep(&obj)
                 {
                     items.push(obj);
@@ -147,7 +151,7 @@ impl Store {
         let key = r.key(meta::namespace(&obj), meta::name(&obj));
         let mut txn = Txn {
             conditions: vec![Condition::Absent(key.clone())],
-            ops: vec![Op::Put(key, encode(&obj))],
+            ops: vec![Op::Put(key, encode(&convert::to_stored(r, obj.clone())))],
         };
         txn.conditions.extend(extra.conditions);
         txn.ops.extend(extra.ops);
@@ -181,7 +185,7 @@ impl Store {
         let key = r.key(meta::namespace(&obj), meta::name(&obj));
         let mut txn = Txn {
             conditions: vec![Condition::ModRevision(key.clone(), expected)],
-            ops: vec![Op::Put(key, encode(&obj))],
+            ops: vec![Op::Put(key, encode(&convert::to_stored(r, obj.clone())))],
         };
         txn.conditions.extend(extra.conditions);
         txn.ops.extend(extra.ops);
