@@ -3,10 +3,15 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use ketch_control::api::ApiConfig;
+use ketch_control::components::{Components, PkiClients};
+use ketch_control::controllers::{ClientFactory, ControllerConfig, SharedClient};
+use ketch_control::scheduler::SchedulerConfig;
 use ketch_control::server::{self, ControlConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,6 +63,23 @@ struct Args {
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
+    /// What this process runs: apiserver, scheduler, controllers (comma-separated) or all.
+    #[arg(long, default_value = "all", value_delimiter = ',')]
+    components: Vec<String>,
+    /// Kubeconfig for the scheduler and controllers when the API server runs elsewhere.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Controllers to run: `*` for all, names, `-name` to leave one out.
+    #[arg(long, default_value = "*", value_delimiter = ',')]
+    controllers: Vec<String>,
+    /// The pod network; each node gets a `--node-cidr-mask-size` slice of it as its podCIDR.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// Seconds without a node lease renewal before the node is marked unknown.
+    #[arg(long, default_value_t = 40)]
+    node_monitor_grace_period: u64,
 }
 
 fn main() {
@@ -120,15 +142,60 @@ fn run() -> Result<()> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
+    let components = Components::parse(&args.components).map_err(anyhow::Error::msg)?;
+    let identity = ketch_control::components::identity();
+    let cluster_cidr = args
+        .cluster_cidr
+        .parse()
+        .with_context(|| format!("--cluster-cidr {:?}", args.cluster_cidr))?;
+    let controller_config = ControllerConfig {
+        enabled: args.controllers.clone(),
+        cluster_cidr: Some(cluster_cidr),
+        node_cidr_mask_size: args.node_cidr_mask_size,
+        node_monitor_grace_period: Duration::from_secs(args.node_monitor_grace_period),
+        instance: identity.clone(),
+    };
+    let scheduler_config = SchedulerConfig {
+        instance: identity,
+        ..SchedulerConfig::default()
+    };
+    let kubeconfig = args.kubeconfig.clone();
     rt.block_on(async move {
-        let running = server::start(cfg).await.context("start the API server")?;
-        tracing::info!(addr = %running.addr, "serving");
+        let clients: Arc<dyn ClientFactory> = if components.apiserver {
+            let running = server::start(cfg).await.context("start the API server")?;
+            tracing::info!(addr = %running.addr, "serving");
+            let host = if running.addr.ip().is_unspecified() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                running.addr.ip()
+            };
+            let url = format!("https://{}", SocketAddr::new(host, running.addr.port()));
+            Arc::new(PkiClients::new(running.pki.clone(), url))
+        } else {
+            let path = kubeconfig
+                .context("--kubeconfig is required when this process runs no API server")?;
+            Arc::new(SharedClient(
+                ketch_control::components::client_from_kubeconfig(&path).await?,
+            ))
+        };
+        let stop = CancellationToken::new();
+        let tasks = ketch_control::components::start(
+            components,
+            clients,
+            scheduler_config,
+            controller_config,
+            stop.clone(),
+        )?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
         tracing::info!("shutting down");
+        stop.cancel();
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
         Ok(())
     })
 }

@@ -7,7 +7,7 @@ pub mod defaults;
 pub mod field;
 mod json;
 pub mod names;
-mod quantity;
+pub(crate) mod quantity;
 pub mod strategy;
 pub mod validation;
 #[cfg(test)]

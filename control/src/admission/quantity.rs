@@ -173,6 +173,13 @@ impl Quantity {
         clamp_i64(v)
     }
 
+    /// `Quantity.MilliValue()`: thousandths, rounded up (saturating). CPU is counted so.
+    pub(crate) fn milli_value(&self) -> i64 {
+        let mut q = *self;
+        q.exp += 3;
+        q.value()
+    }
+
     /// Rounds up to milli precision (`SetDefaults_ResourceList`).
     pub(crate) fn round_up_milli(&mut self) {
         if self.exp >= -3 {

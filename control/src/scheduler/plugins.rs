@@ -1,0 +1,646 @@
+//! Filter and score plugins, as kube-scheduler's default profile has them: NodeUnschedulable,
+//! NodeResourcesFit, NodeAffinity, TaintToleration, NodePorts, InterPodAffinity,
+//! PodTopologySpread; scored by least allocation, balance, preferred affinities, taints and
+//! spreading.
+
+use super::resources::{Resources, pod_requests};
+use super::state::{NodeInfo, State, host_ports};
+use crate::api::selectors::LabelSelector;
+use k8s_openapi::api::core::v1::{
+    NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
+    TopologySpreadConstraint,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Why a node was rejected, worded as kube-scheduler words it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reject {
+    Unschedulable,
+    Insufficient(String),
+    TooManyPods,
+    NodeAffinity,
+    Taint(String, String),
+    Ports,
+    PodAffinity,
+    PodAntiAffinity,
+    ExistingAntiAffinity,
+    Spread,
+    SpreadMissingLabel,
+}
+
+impl Reject {
+    pub fn message(&self) -> String {
+        match self {
+            Reject::Unschedulable => "node(s) were unschedulable".into(),
+            Reject::Insufficient(r) => format!("Insufficient {r}"),
+            Reject::TooManyPods => "Too many pods".into(),
+            Reject::NodeAffinity => "node(s) didn't match Pod's node affinity/selector".into(),
+            Reject::Taint(k, v) => format!("node(s) had untolerated taint {{{k}: {v}}}"),
+            Reject::Ports => "node(s) didn't have free ports for the requested pod ports".into(),
+            Reject::PodAffinity => "node(s) didn't match pod affinity rules".into(),
+            Reject::PodAntiAffinity => "node(s) didn't match pod anti-affinity rules".into(),
+            Reject::ExistingAntiAffinity => {
+                "node(s) didn't satisfy existing pods anti-affinity rules".into()
+            }
+            Reject::Spread => "node(s) didn't match pod topology spread constraints".into(),
+            Reject::SpreadMissingLabel => {
+                "node(s) didn't match pod topology spread constraints (missing required label)"
+                    .into()
+            }
+        }
+    }
+}
+
+/// `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {k: v}.`
+pub fn unschedulable_message(total: usize, reasons: &HashMap<Reject, usize>) -> String {
+    let mut parts: Vec<String> = reasons
+        .iter()
+        .map(|(r, n)| format!("{n} {}", r.message()))
+        .collect();
+    parts.sort();
+    format!("0/{total} nodes are available: {}.", parts.join(", "))
+}
+
+fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == taint.effect);
+    let key_ok = match t.key.as_deref() {
+        None | Some("") => t.operator.as_deref() == Some("Exists"),
+        Some(k) => k == taint.key,
+    };
+    let value_ok = match t.operator.as_deref() {
+        Some("Exists") => true,
+        _ => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+    };
+    effect_ok && key_ok && value_ok
+}
+
+fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or_default();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if exprs.is_empty() && fields.is_empty() {
+        return false;
+    }
+    exprs
+        .iter()
+        .all(|r| requirement_matches(r, node.labels.get(&r.key).map(String::as_str)))
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(&node.name)))
+}
+
+/// Everything about the incoming pod the plugins need, computed once per scheduling attempt.
+pub struct Candidate {
+    pub requests: Resources,
+    ports: Vec<(String, i32, String)>,
+    tolerations: Vec<Toleration>,
+    node_selector: BTreeMap<String, String>,
+    required_terms: Option<Vec<NodeSelectorTerm>>,
+    preferred_terms: Vec<(i32, NodeSelectorTerm)>,
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    /// Required pod affinity: (topology key, domains that hold a matching pod; None = any).
+    affinity: Vec<(String, Option<HashSet<String>>)>,
+    /// Required anti-affinity: (topology key, domains that hold a matching pod).
+    anti_affinity: Vec<(String, HashSet<String>)>,
+    /// Existing pods' anti-affinity against this pod: (topology key, domain).
+    existing_anti: HashSet<(String, String)>,
+    /// Preferred (anti-)affinity: (weight, topology key, domain → matching pods).
+    preferred_affinity: Vec<(i64, String, HashMap<String, i64>)>,
+    spread: Vec<Spread>,
+    /// Pods of the same controller per node (default spreading).
+    siblings: HashMap<String, u32>,
+}
+
+struct Spread {
+    key: String,
+    max_skew: i64,
+    hard: bool,
+    counts: HashMap<String, i64>,
+    min: i64,
+}
+
+fn selector_of(
+    term_selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Option<LabelSelector> {
+    let v = serde_json::to_value(term_selector?).ok()?;
+    LabelSelector::from_object(&v).ok()
+}
+
+/// Domains (values of `key`) of nodes holding pods that match `sel` in `namespaces`.
+fn domains_with(
+    state: &State,
+    namespaces: &[String],
+    sel: &LabelSelector,
+    key: &str,
+) -> HashMap<String, i64> {
+    let mut out: HashMap<String, i64> = HashMap::new();
+    let mut add = |node: &str, n: i64| {
+        if let Some(d) = state.nodes.get(node).and_then(|ni| ni.labels.get(key)) {
+            *out.entry(d.clone()).or_default() += n;
+        }
+    };
+    // One `key=value` requirement: answered from the label index.
+    if let [crate::api::selectors::Requirement::Eq(k, v)] = sel.0.as_slice() {
+        for ns in namespaces {
+            for (node, n) in state.label_counts(ns, k, v).into_iter().flatten() {
+                add(node, *n as i64);
+            }
+        }
+        return out;
+    }
+    for ns in namespaces {
+        for uid in state.by_namespace.get(ns).into_iter().flatten() {
+            if let Some(p) = state.pods.get(uid)
+                && sel.matches(&p.labels)
+            {
+                add(&p.node, 1);
+            }
+        }
+    }
+    out
+}
+
+fn term_namespaces(term: &PodAffinityTerm, own: &str) -> Vec<String> {
+    match term.namespaces.as_deref() {
+        Some(ns) if !ns.is_empty() => ns.to_vec(),
+        _ => vec![own.to_string()],
+    }
+}
+
+impl Candidate {
+    pub fn new(pod: &Pod, state: &State) -> Candidate {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let affinity = spec.affinity.clone().unwrap_or_default();
+        let node_aff = affinity.node_affinity.clone().unwrap_or_default();
+        let mut c = Candidate {
+            requests: pod_requests(pod),
+            ports: host_ports(pod),
+            tolerations: spec.tolerations.clone().unwrap_or_default(),
+            node_selector: spec.node_selector.clone().unwrap_or_default(),
+            required_terms: node_aff
+                .required_during_scheduling_ignored_during_execution
+                .map(|s| s.node_selector_terms),
+            preferred_terms: node_aff
+                .preferred_during_scheduling_ignored_during_execution
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| (p.weight, p.preference))
+                .collect(),
+            namespace: namespace.clone(),
+            labels: labels.clone(),
+            affinity: Vec::new(),
+            anti_affinity: Vec::new(),
+            existing_anti: HashSet::new(),
+            preferred_affinity: Vec::new(),
+            spread: Vec::new(),
+            siblings: HashMap::new(),
+        };
+        let pod_aff = affinity.pod_affinity.clone().unwrap_or_default();
+        for term in pod_aff
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+        {
+            let Some(sel) = selector_of(term.label_selector.as_ref()) else {
+                continue;
+            };
+            let nss = term_namespaces(term, &namespace);
+            let domains = domains_with(state, &nss, &sel, &term.topology_key);
+            // The first pod of a group that matches its own affinity may go anywhere.
+            let any = domains.is_empty() && nss.contains(&namespace) && sel.matches(&labels);
+            c.affinity.push((
+                term.topology_key.clone(),
+                if any {
+                    None
+                } else {
+                    Some(domains.into_keys().collect())
+                },
+            ));
+        }
+        for w in pod_aff
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+        {
+            let Some(sel) = selector_of(w.pod_affinity_term.label_selector.as_ref()) else {
+                continue;
+            };
+            let nss = term_namespaces(&w.pod_affinity_term, &namespace);
+            let key = w.pod_affinity_term.topology_key.clone();
+            c.preferred_affinity.push((
+                w.weight as i64,
+                key.clone(),
+                domains_with(state, &nss, &sel, &key),
+            ));
+        }
+        let anti = affinity.pod_anti_affinity.clone().unwrap_or_default();
+        for term in anti
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+        {
+            let Some(sel) = selector_of(term.label_selector.as_ref()) else {
+                continue;
+            };
+            let nss = term_namespaces(term, &namespace);
+            let domains = domains_with(state, &nss, &sel, &term.topology_key);
+            c.anti_affinity
+                .push((term.topology_key.clone(), domains.into_keys().collect()));
+        }
+        for w in anti
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+        {
+            let Some(sel) = selector_of(w.pod_affinity_term.label_selector.as_ref()) else {
+                continue;
+            };
+            let nss = term_namespaces(&w.pod_affinity_term, &namespace);
+            let key = w.pod_affinity_term.topology_key.clone();
+            c.preferred_affinity.push((
+                -(w.weight as i64),
+                key.clone(),
+                domains_with(state, &nss, &sel, &key),
+            ));
+        }
+        // Existing pods that refuse to share a domain with pods like this one.
+        for uid in &state.with_anti_affinity {
+            let Some(p) = state.pods.get(uid) else {
+                continue;
+            };
+            let terms = p
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.affinity.as_ref())
+                .and_then(|a| a.pod_anti_affinity.as_ref())
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                });
+            for term in terms.into_iter().flatten() {
+                let Some(sel) = selector_of(term.label_selector.as_ref()) else {
+                    continue;
+                };
+                if term_namespaces(term, &p.namespace).contains(&namespace)
+                    && sel.matches(&labels)
+                    && let Some(d) = state
+                        .nodes
+                        .get(&p.node)
+                        .and_then(|n| n.labels.get(&term.topology_key))
+                {
+                    c.existing_anti
+                        .insert((term.topology_key.clone(), d.clone()));
+                }
+            }
+        }
+        for tsc in spec.topology_spread_constraints.iter().flatten() {
+            c.spread.push(c.spread_counts(state, tsc));
+        }
+        if let Some(owner) = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+        {
+            c.siblings = state.owner_counts(&owner.uid);
+        }
+        c
+    }
+
+    fn spread_counts(&self, state: &State, tsc: &TopologySpreadConstraint) -> Spread {
+        let sel = selector_of(tsc.label_selector.as_ref()).unwrap_or_default();
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        // Only nodes the pod could go to by its node affinity count as domains.
+        for n in state.nodes.values() {
+            if self.node_affinity_ok(n)
+                && let Some(d) = n.labels.get(&tsc.topology_key)
+            {
+                counts.entry(d.clone()).or_default();
+            }
+        }
+        if !sel.is_empty() {
+            for (d, n) in domains_with(
+                state,
+                std::slice::from_ref(&self.namespace),
+                &sel,
+                &tsc.topology_key,
+            ) {
+                if let Some(c) = counts.get_mut(&d) {
+                    *c += n;
+                }
+            }
+        }
+        let mut min = counts.values().copied().min().unwrap_or(0);
+        if (counts.len() as i32) < tsc.min_domains.unwrap_or(1) {
+            min = 0;
+        }
+        Spread {
+            key: tsc.topology_key.clone(),
+            max_skew: tsc.max_skew.max(1) as i64,
+            hard: tsc.when_unsatisfiable == "DoNotSchedule",
+            counts,
+            min,
+        }
+    }
+
+    fn node_affinity_ok(&self, n: &NodeInfo) -> bool {
+        self.node_selector
+            .iter()
+            .all(|(k, v)| n.labels.get(k) == Some(v))
+            && self
+                .required_terms
+                .as_ref()
+                .is_none_or(|terms| terms.iter().any(|t| term_matches(t, n)))
+    }
+
+    /// Every filter; the first failure wins (as kube's filter order).
+    pub fn filter(&self, n: &NodeInfo) -> Result<(), Reject> {
+        if n.unschedulable
+            && !self.tolerations.iter().any(|t| {
+                tolerates(
+                    t,
+                    &Taint {
+                        key: "node.kubernetes.io/unschedulable".into(),
+                        effect: "NoSchedule".into(),
+                        ..Default::default()
+                    },
+                )
+            })
+        {
+            return Err(Reject::Unschedulable);
+        }
+        if !self.node_affinity_ok(n) {
+            return Err(Reject::NodeAffinity);
+        }
+        for taint in &n.taints {
+            if (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
+                && !self.tolerations.iter().any(|t| tolerates(t, taint))
+            {
+                return Err(Reject::Taint(
+                    taint.key.clone(),
+                    taint.value.clone().unwrap_or_default(),
+                ));
+            }
+        }
+        for p in &self.ports {
+            let conflict = n.used_ports.keys().any(|(proto, port, ip)| {
+                proto == &p.0 && *port == p.1 && (ip == &p.2 || ip == "0.0.0.0" || p.2 == "0.0.0.0")
+            });
+            if conflict {
+                return Err(Reject::Ports);
+            }
+        }
+        let (free, req) = (&n.allocatable, &n.requested);
+        if req.pods + 1 > free.pods {
+            return Err(Reject::TooManyPods);
+        }
+        let r = &self.requests;
+        if r.cpu_milli > 0 && req.cpu_milli + r.cpu_milli > free.cpu_milli {
+            return Err(Reject::Insufficient("cpu".into()));
+        }
+        if r.memory > 0 && req.memory + r.memory > free.memory {
+            return Err(Reject::Insufficient("memory".into()));
+        }
+        if r.ephemeral > 0 && req.ephemeral + r.ephemeral > free.ephemeral {
+            return Err(Reject::Insufficient("ephemeral-storage".into()));
+        }
+        for (k, v) in &r.scalar {
+            if *v > 0
+                && req.scalar.get(k).copied().unwrap_or(0) + v
+                    > free.scalar.get(k).copied().unwrap_or(0)
+            {
+                return Err(Reject::Insufficient(k.clone()));
+            }
+        }
+        for (key, domains) in &self.affinity {
+            let ok = match (n.labels.get(key), domains) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(d), Some(ds)) => ds.contains(d),
+            };
+            if !ok {
+                return Err(Reject::PodAffinity);
+            }
+        }
+        for (key, domains) in &self.anti_affinity {
+            if n.labels.get(key).is_some_and(|d| domains.contains(d)) {
+                return Err(Reject::PodAntiAffinity);
+            }
+        }
+        for (key, domain) in &self.existing_anti {
+            if n.labels.get(key) == Some(domain) {
+                return Err(Reject::ExistingAntiAffinity);
+            }
+        }
+        for s in self.spread.iter().filter(|s| s.hard) {
+            let Some(d) = n.labels.get(&s.key) else {
+                return Err(Reject::SpreadMissingLabel);
+            };
+            let count = s.counts.get(d).copied().unwrap_or(0);
+            if count + 1 - s.min > s.max_skew {
+                return Err(Reject::Spread);
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores feasible nodes (0‥100 per plugin, weighted as the default profile), best first.
+    pub fn score(&self, nodes: &[&NodeInfo]) -> Vec<i64> {
+        let mut total = vec![0i64; nodes.len()];
+        // NodeResourcesFit (least allocated) and BalancedAllocation: already 0‥100.
+        let r = &self.requests;
+        for (t, n) in total.iter_mut().zip(nodes) {
+            let frac = |used: i64, alloc: i64| {
+                if alloc <= 0 {
+                    1.0
+                } else {
+                    ((used as f64) / (alloc as f64)).min(1.0)
+                }
+            };
+            let cpu = frac(n.requested.cpu_milli + r.cpu_milli, n.allocatable.cpu_milli);
+            let mem = frac(n.requested.memory + r.memory, n.allocatable.memory);
+            let least = ((1.0 - cpu) * 50.0 + (1.0 - mem) * 50.0) as i64;
+            let balanced = ((1.0 - (cpu - mem).abs() / 2.0) * 100.0) as i64;
+            *t += least + balanced;
+        }
+        let mut add = |raw: Vec<i64>, weight: i64, higher_is_better: bool| {
+            let (min, max) = (
+                raw.iter().copied().min().unwrap_or(0),
+                raw.iter().copied().max().unwrap_or(0),
+            );
+            for (t, v) in total.iter_mut().zip(raw) {
+                let norm = if max == min {
+                    100
+                } else if higher_is_better {
+                    (v - min) * 100 / (max - min)
+                } else {
+                    (max - v) * 100 / (max - min)
+                };
+                *t += norm * weight;
+            }
+        };
+        if !self.preferred_terms.is_empty() {
+            let raw = nodes
+                .iter()
+                .map(|n| {
+                    self.preferred_terms
+                        .iter()
+                        .filter(|(_, t)| term_matches(t, n))
+                        .map(|(w, _)| *w as i64)
+                        .sum()
+                })
+                .collect();
+            add(raw, 2, true);
+        }
+        let untolerated = |n: &NodeInfo| {
+            n.taints
+                .iter()
+                .filter(|t| {
+                    t.effect == "PreferNoSchedule"
+                        && !self.tolerations.iter().any(|tol| tolerates(tol, t))
+                })
+                .count() as i64
+        };
+        if nodes.iter().any(|n| untolerated(n) > 0) {
+            add(nodes.iter().map(|n| untolerated(n)).collect(), 3, false);
+        }
+        if !self.preferred_affinity.is_empty() {
+            let raw = nodes
+                .iter()
+                .map(|n| {
+                    self.preferred_affinity
+                        .iter()
+                        .map(|(w, key, domains)| {
+                            n.labels
+                                .get(key)
+                                .and_then(|d| domains.get(d))
+                                .map(|c| w * c)
+                                .unwrap_or(0)
+                        })
+                        .sum()
+                })
+                .collect();
+            add(raw, 2, true);
+        }
+        let soft: Vec<&Spread> = self.spread.iter().filter(|s| !s.hard).collect();
+        if !soft.is_empty() {
+            let raw = nodes
+                .iter()
+                .map(|n| {
+                    soft.iter()
+                        .map(|s| {
+                            n.labels
+                                .get(&s.key)
+                                .and_then(|d| s.counts.get(d))
+                                .copied()
+                                .unwrap_or(0)
+                        })
+                        .sum()
+                })
+                .collect();
+            add(raw, 2, false);
+        } else if self.spread.is_empty() && !self.siblings.is_empty() {
+            // Default spreading: fewer replicas of the same controller on a node is better.
+            add(
+                nodes
+                    .iter()
+                    .map(|n| self.siblings.get(&n.name).copied().unwrap_or(0) as i64)
+                    .collect(),
+                2,
+                false,
+            );
+        }
+        total
+    }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerations_follow_kubernetes_rules() {
+        let taint = Taint {
+            key: "dedicated".into(),
+            value: Some("gpu".into()),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
+        let eq = Toleration {
+            key: Some("dedicated".into()),
+            value: Some("gpu".into()),
+            ..Default::default()
+        };
+        let wrong = Toleration {
+            key: Some("dedicated".into()),
+            value: Some("cpu".into()),
+            ..Default::default()
+        };
+        let exists_all = Toleration {
+            operator: Some("Exists".into()),
+            ..Default::default()
+        };
+        let other_effect = Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            ..Default::default()
+        };
+        assert!(tolerates(&eq, &taint));
+        assert!(!tolerates(&wrong, &taint));
+        assert!(tolerates(&exists_all, &taint));
+        assert!(!tolerates(&other_effect, &taint));
+    }
+
+    #[test]
+    fn the_message_counts_reasons_like_kube_scheduler() {
+        let mut reasons = HashMap::new();
+        reasons.insert(Reject::Insufficient("cpu".into()), 1);
+        reasons.insert(
+            Reject::Taint(
+                "node-role.kubernetes.io/control-plane".into(),
+                String::new(),
+            ),
+            2,
+        );
+        assert_eq!(
+            unschedulable_message(3, &reasons),
+            "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }."
+        );
+    }
+}
