@@ -341,11 +341,18 @@ impl Candidate {
     fn spread_counts(&self, state: &State, tsc: &TopologySpreadConstraint) -> Spread {
         let sel = selector_of(tsc.label_selector.as_ref()).unwrap_or_default();
         let mut counts: HashMap<String, i64> = HashMap::new();
-        // Only nodes the pod could go to by its node affinity count as domains.
+        // Domains are those of nodes the pod could go to: by its node affinity (unless the
+        // policy ignores it) and, with `nodeTaintsPolicy: Honor`, by its tolerations.
+        let honor_affinity = tsc.node_affinity_policy.as_deref() != Some("Ignore");
+        let honor_taints = tsc.node_taints_policy.as_deref() == Some("Honor");
         for n in state.nodes.values() {
-            if self.node_affinity_ok(n)
-                && let Some(d) = n.labels.get(&tsc.topology_key)
-            {
+            if honor_affinity && !self.node_affinity_ok(n) {
+                continue;
+            }
+            if honor_taints && self.untolerated_taint(n).is_some() {
+                continue;
+            }
+            if let Some(d) = n.labels.get(&tsc.topology_key) {
                 counts.entry(d.clone()).or_default();
             }
         }
@@ -384,6 +391,13 @@ impl Candidate {
                 .is_none_or(|terms| terms.iter().any(|t| term_matches(t, n)))
     }
 
+    fn untolerated_taint<'n>(&self, n: &'n NodeInfo) -> Option<&'n Taint> {
+        n.taints.iter().find(|taint| {
+            (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
+                && !self.tolerations.iter().any(|t| tolerates(t, taint))
+        })
+    }
+
     /// Every filter; the first failure wins (as kube's filter order).
     pub fn filter(&self, n: &NodeInfo) -> Result<(), Reject> {
         if n.unschedulable
@@ -403,15 +417,11 @@ impl Candidate {
         if !self.node_affinity_ok(n) {
             return Err(Reject::NodeAffinity);
         }
-        for taint in &n.taints {
-            if (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
-                && !self.tolerations.iter().any(|t| tolerates(t, taint))
-            {
-                return Err(Reject::Taint(
-                    taint.key.clone(),
-                    taint.value.clone().unwrap_or_default(),
-                ));
-            }
+        if let Some(taint) = self.untolerated_taint(n) {
+            return Err(Reject::Taint(
+                taint.key.clone(),
+                taint.value.clone().unwrap_or_default(),
+            ));
         }
         for p in &self.ports {
             let conflict = n.used_ports.keys().any(|(proto, port, ip)| {
