@@ -77,6 +77,12 @@ struct Args {
     cluster_cidr: String,
     #[arg(long, default_value_t = 24)]
     node_cidr_mask_size: u8,
+    /// Seconds a pod tolerates a not-ready node before eviction (unless it says otherwise).
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// Seconds a pod tolerates an unreachable node before eviction (unless it says otherwise).
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
     /// Seconds without a node lease renewal before the node is marked unknown.
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
@@ -137,6 +143,10 @@ fn run() -> Result<()> {
         },
         compaction_interval: Duration::from_secs(args.etcd_compaction_interval),
         extra_sans: args.tls_san,
+        default_toleration_seconds: (
+            args.default_not_ready_toleration_seconds,
+            args.default_unreachable_toleration_seconds,
+        ),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

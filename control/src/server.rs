@@ -33,6 +33,8 @@ pub struct ControlConfig {
     pub compaction_interval: Duration,
     /// Extra DNS names for the serving certificate.
     pub extra_sans: Vec<String>,
+    /// Seconds pods tolerate the not-ready and unreachable taints unless they say otherwise.
+    pub default_toleration_seconds: (i64, i64),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +153,11 @@ pub async fn start(cfg: ControlConfig) -> Result<Running, StartError> {
             Err(e) => return Err(e.into()),
         }
     }
-    let admission = Admission { allocators };
+    let admission = Admission {
+        allocators,
+        not_ready_toleration_seconds: cfg.default_toleration_seconds.0,
+        unreachable_toleration_seconds: cfg.default_toleration_seconds.1,
+    };
     let api = ApiServer::new(cfg.api.clone(), storage.clone(), metrics, tokens, admission).await?;
     tokio::spawn(crate::api::server::serve(listener, tls, api.clone()));
     crate::bootstrap::run(&api, cfg.advertise, addr.port()).await?;

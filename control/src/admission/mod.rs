@@ -28,9 +28,22 @@ use serde_json::{Value, json};
 /// Namespaces that always exist and cannot be deleted.
 pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Admission {
     pub allocators: allocators::Allocators,
+    /// DefaultTolerationSeconds for the not-ready and unreachable taints.
+    pub not_ready_toleration_seconds: i64,
+    pub unreachable_toleration_seconds: i64,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission {
+            allocators: allocators::Allocators::default(),
+            not_ready_toleration_seconds: 300,
+            unreachable_toleration_seconds: 300,
+        }
+    }
 }
 
 impl Admission {
@@ -56,7 +69,11 @@ impl Admission {
             }
             ("", "Pod") if old.is_none() => {
                 pod_service_account(obj);
-                default_tolerations(obj);
+                default_tolerations(
+                    obj,
+                    self.not_ready_toleration_seconds,
+                    self.unreachable_toleration_seconds,
+                );
                 Ok(Extra::default())
             }
             ("batch", "Job") if old.is_none() => {
@@ -152,7 +169,7 @@ fn pod_service_account(pod: &mut Value) {
 }
 
 /// DefaultTolerationSeconds: tolerate not-ready and unreachable nodes for 300 s.
-fn default_tolerations(pod: &mut Value) {
+fn default_tolerations(pod: &mut Value, not_ready: i64, unreachable: i64) {
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -160,9 +177,9 @@ fn default_tolerations(pod: &mut Value) {
     let Value::Array(list) = tolerations else {
         return;
     };
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    for (key, seconds) in [
+        ("node.kubernetes.io/not-ready", not_ready),
+        ("node.kubernetes.io/unreachable", unreachable),
     ] {
         let covered = list.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str);
@@ -172,7 +189,7 @@ fn default_tolerations(pod: &mut Value) {
                 && (effect.is_empty() || effect == "NoExecute")
         });
         if !covered {
-            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}));
         }
     }
 }
@@ -219,7 +236,7 @@ mod tests {
     fn pods_get_a_service_account_and_default_tolerations() {
         let mut pod = json!({"spec": {"containers": [], "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}]}});
         pod_service_account(&mut pod);
-        default_tolerations(&mut pod);
+        default_tolerations(&mut pod, 300, 300);
         assert_eq!(pod["spec"]["serviceAccountName"], "default");
         let t = pod["spec"]["tolerations"].as_array().expect("tolerations");
         assert_eq!(
