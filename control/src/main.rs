@@ -154,6 +154,7 @@ fn run() -> Result<()> {
         .context("start the async runtime")?;
     let components = Components::parse(&args.components).map_err(anyhow::Error::msg)?;
     let identity = ketch_control::components::identity();
+    tracing::info!(%identity, ?components, "starting");
     let cluster_cidr = args
         .cluster_cidr
         .parse()
