@@ -8,9 +8,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use ketch_bench::harness::{client, start_control, start_etcd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,105 +26,6 @@ struct Args {
     /// Writes observed by every watcher.
     #[arg(long, default_value_t = 50)]
     watch_events: usize,
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn start_etcd(dir: &Path) -> Result<(Proc, String)> {
-    let (c, p) = (free_port()?, free_port()?);
-    let url = format!("http://127.0.0.1:{c}");
-    let peer = format!("http://127.0.0.1:{p}");
-    let child = Command::new("etcd")
-        .args(["--name", "bench", "--data-dir"])
-        .arg(dir.join("etcd"))
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("bench={peer}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start etcd (cargo xtask setup installs it)")?;
-    Ok((Proc(child), url))
-}
-
-fn control_binary() -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let p = me
-        .parent()
-        .map(|d| d.join("ketch-control"))
-        .context("no directory")?;
-    if !p.exists() {
-        bail!(
-            "{} missing: build with cargo build --release first",
-            p.display()
-        );
-    }
-    Ok(p)
-}
-
-async fn start_control(dir: &Path, etcd: &str) -> Result<(Proc, kube::Client, u16)> {
-    let port = free_port()?;
-    let child = Command::new(control_binary()?)
-        .args([
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            &port.to_string(),
-            "--etcd-servers",
-            etcd,
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("control"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start ketch-control")?;
-    let proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(client) = client(dir, port).await
-            && client
-                .request_text(http::Request::get("/readyz").body(Vec::new())?)
-                .await
-                .is_ok()
-        {
-            return Ok((proc, client, port));
-        }
-        if Instant::now() > deadline {
-            bail!("ketch-control did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A new client with its own connection.
-async fn client(dir: &Path, port: u16) -> Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(dir.join("control/admin.kubeconfig"))?;
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    cfg.cluster_url = format!("https://127.0.0.1:{port}").parse()?;
-    Ok(kube::Client::try_from(cfg)?)
 }
 
 #[derive(Default)]
@@ -197,7 +96,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let (_etcd, etcd_url) = start_etcd(dir.path())?;
-    let (_control, _admin, port) = start_control(dir.path(), &etcd_url).await?;
+    let (_control, _admin, port) = start_control(dir.path(), &etcd_url, &[]).await?;
     let max = args.clients.iter().copied().max().unwrap_or(1);
     let mut clients = Vec::new();
     for _ in 0..max {
