@@ -62,7 +62,11 @@ pub fn control_binary() -> Result<PathBuf> {
     Ok(p)
 }
 
-pub async fn start_control(dir: &Path, etcd: &str, extra: &[&str]) -> Result<(Proc, kube::Client, u16)> {
+pub async fn start_control(
+    dir: &Path,
+    etcd: &str,
+    extra: &[&str],
+) -> Result<(Proc, kube::Client, u16)> {
     let port = free_port()?;
     let child = Command::new(control_binary()?)
         .args([
@@ -106,4 +110,3 @@ pub async fn client(dir: &Path, port: u16) -> Result<kube::Client> {
     cfg.cluster_url = format!("https://127.0.0.1:{port}").parse()?;
     Ok(kube::Client::try_from(cfg)?)
 }
-

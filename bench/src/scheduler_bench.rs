@@ -51,15 +51,24 @@ fn pod(i: usize, affinity: bool) -> serde_json::Value {
     serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("pod-{i:05}"), "labels": {"group": group}}, "spec": spec})
 }
 
-async fn create_all(clients: &[kube::Client], path: &str, objs: Vec<serde_json::Value>) -> Result<()> {
-    let chunks: Vec<Vec<serde_json::Value>> = objs.chunks(objs.len().div_ceil(clients.len()).max(1)).map(|c| c.to_vec()).collect();
+async fn create_all(
+    clients: &[kube::Client],
+    path: &str,
+    objs: Vec<serde_json::Value>,
+) -> Result<()> {
+    let chunks: Vec<Vec<serde_json::Value>> = objs
+        .chunks(objs.len().div_ceil(clients.len()).max(1))
+        .map(|c| c.to_vec())
+        .collect();
     let mut tasks = Vec::new();
     for (c, chunk) in clients.iter().zip(chunks) {
         let c = c.clone();
         let path = path.to_string();
         tasks.push(tokio::spawn(async move {
             for o in chunk {
-                let req = http::Request::post(&path).header("content-type", "application/json").body(serde_json::to_vec(&o)?)?;
+                let req = http::Request::post(&path)
+                    .header("content-type", "application/json")
+                    .body(serde_json::to_vec(&o)?)?;
                 c.request_text(req).await?;
             }
             Ok::<_, anyhow::Error>(())
@@ -74,22 +83,45 @@ async fn create_all(clients: &[kube::Client], path: &str, objs: Vec<serde_json::
 async fn run_variant(args: &Args, variant: &str) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (_etcd, etcd_url) = start_etcd(dir.path())?;
-    let (_control, admin, port) = start_control(dir.path(), &etcd_url, &["--components", "apiserver"]).await?;
+    let (_control, admin, port) =
+        start_control(dir.path(), &etcd_url, &["--components", "apiserver"]).await?;
     let mut clients = Vec::new();
     for _ in 0..32 {
         clients.push(client(dir.path(), port).await?);
     }
     let t = Instant::now();
-    create_all(&clients, "/api/v1/nodes", (0..args.nodes).map(node).collect()).await?;
+    create_all(
+        &clients,
+        "/api/v1/nodes",
+        (0..args.nodes).map(node).collect(),
+    )
+    .await?;
     let affinity = variant == "affinity";
-    create_all(&clients, "/api/v1/namespaces/default/pods", (0..args.pods).map(|i| pod(i, affinity)).collect()).await?;
-    eprintln!("created {} nodes and {} pods in {:.1}s", args.nodes, args.pods, t.elapsed().as_secs_f64());
+    create_all(
+        &clients,
+        "/api/v1/namespaces/default/pods",
+        (0..args.pods).map(|i| pod(i, affinity)).collect(),
+    )
+    .await?;
+    eprintln!(
+        "created {} nodes and {} pods in {:.1}s",
+        args.nodes,
+        args.pods,
+        t.elapsed().as_secs_f64()
+    );
 
     // Watch bindings from now on.
-    let list: serde_json::Value =
-        admin.request(http::Request::get("/api/v1/namespaces/default/pods?limit=1").body(Vec::new())?).await?;
-    let rv = list["metadata"]["resourceVersion"].as_str().context("resourceVersion")?.to_string();
-    let req = http::Request::get(format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}")).body(Vec::new())?;
+    let list: serde_json::Value = admin
+        .request(http::Request::get("/api/v1/namespaces/default/pods?limit=1").body(Vec::new())?)
+        .await?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .context("resourceVersion")?
+        .to_string();
+    let req = http::Request::get(format!(
+        "/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}"
+    ))
+    .body(Vec::new())?;
     let stream = admin.request_events::<serde_json::Value>(req).await?;
 
     let start = Instant::now();
@@ -113,8 +145,15 @@ async fn run_variant(args: &Args, variant: &str) -> Result<()> {
             _ => bail!("only {} of {} pods bound in time", bound.len(), args.pods),
         };
         if let kube::api::WatchEvent::Modified(p) = ev
-            && p.pointer("/spec/nodeName").and_then(|n| n.as_str()).is_some_and(|n| !n.is_empty())
-            && bound.insert(p.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_string())
+            && p.pointer("/spec/nodeName")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| !n.is_empty())
+            && bound.insert(
+                p.pointer("/metadata/name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            )
         {
             times.push(start.elapsed());
         }
@@ -128,7 +167,11 @@ async fn run_variant(args: &Args, variant: &str) -> Result<()> {
     for t in &times {
         per_sec[t.as_secs() as usize] += 1;
     }
-    let mut samples: Vec<usize> = per_sec.into_iter().skip(first.as_secs() as usize).filter(|n| *n > 0).collect();
+    let mut samples: Vec<usize> = per_sec
+        .into_iter()
+        .skip(first.as_secs() as usize)
+        .filter(|n| *n > 0)
+        .collect();
     samples.sort_unstable();
     let median = samples.get(samples.len() / 2).copied().unwrap_or(0);
     println!(
@@ -146,7 +189,9 @@ async fn run_variant(args: &Args, variant: &str) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    println!("| variant | nodes | pods | pods/s (first→last bind) | median pods/s per second | first bind s | last bind s | ratio to 680 pods/s |");
+    println!(
+        "| variant | nodes | pods | pods/s (first→last bind) | median pods/s per second | first bind s | last bind s | ratio to 680 pods/s |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for v in &args.variants {
         run_variant(&args, v).await?;

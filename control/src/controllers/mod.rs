@@ -159,8 +159,12 @@ type Runner =
 /// Every controller, by the name `--controllers` uses.
 pub fn all() -> Vec<(&'static str, Runner)> {
     vec![
-        (nodeipam::NAME, |ctx, stop| Box::pin(nodeipam::run(ctx, stop))),
-        (nodelifecycle::NAME, |ctx, stop| Box::pin(nodelifecycle::run(ctx, stop))),
+        (nodeipam::NAME, |ctx, stop| {
+            Box::pin(nodeipam::run(ctx, stop))
+        }),
+        (nodelifecycle::NAME, |ctx, stop| {
+            Box::pin(nodelifecycle::run(ctx, stop))
+        }),
     ]
 }
 

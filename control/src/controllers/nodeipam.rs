@@ -29,7 +29,11 @@ impl RangeAllocator {
                 "node CIDR mask /{mask} does not fit the cluster CIDR {cluster}"
             )));
         }
-        Ok(RangeAllocator { cluster, mask, used: BTreeSet::new() })
+        Ok(RangeAllocator {
+            cluster,
+            mask,
+            used: BTreeSet::new(),
+        })
     }
 
     fn count(&self) -> u32 {
@@ -143,12 +147,20 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Contr
             let Some(cidr) = alloc.allocate() else {
                 let r = kube::Resource::object_ref(&n, &());
                 events
-                    .warning(&r, "CIDRNotAvailable", "Allocating", format!("Node {name} status is now: CIDRNotAvailable"))
+                    .warning(
+                        &r,
+                        "CIDRNotAvailable",
+                        "Allocating",
+                        format!("Node {name} status is now: CIDRNotAvailable"),
+                    )
                     .await;
                 continue;
             };
             let patch = serde_json::json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]}});
-            match nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match nodes
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => {
                     tracing::info!(node = %name, cidr = %cidr, "assigned podCIDR");
                     assigned.insert(name, cidr);
@@ -170,11 +182,21 @@ mod tests {
     fn hands_out_each_range_once_and_reuses_released_ones() {
         let mut a = RangeAllocator::new("10.244.0.0/16".parse().expect("cidr"), 24).expect("alloc");
         assert!(a.occupy(&"10.244.1.0/24".parse().expect("cidr")));
-        assert_eq!(a.allocate().map(|c| c.to_string()).as_deref(), Some("10.244.0.0/24"));
-        assert_eq!(a.allocate().map(|c| c.to_string()).as_deref(), Some("10.244.2.0/24"));
+        assert_eq!(
+            a.allocate().map(|c| c.to_string()).as_deref(),
+            Some("10.244.0.0/24")
+        );
+        assert_eq!(
+            a.allocate().map(|c| c.to_string()).as_deref(),
+            Some("10.244.2.0/24")
+        );
         a.release(&"10.244.0.0/24".parse().expect("cidr"));
-        assert_eq!(a.allocate().map(|c| c.to_string()).as_deref(), Some("10.244.0.0/24"));
-        let mut tiny = RangeAllocator::new("10.0.0.0/23".parse().expect("cidr"), 24).expect("alloc");
+        assert_eq!(
+            a.allocate().map(|c| c.to_string()).as_deref(),
+            Some("10.244.0.0/24")
+        );
+        let mut tiny =
+            RangeAllocator::new("10.0.0.0/23".parse().expect("cidr"), 24).expect("alloc");
         assert!(tiny.allocate().is_some() && tiny.allocate().is_some());
         assert!(tiny.allocate().is_none(), "exhausted");
         assert!(RangeAllocator::new("10.0.0.0/24".parse().expect("cidr"), 16).is_err());

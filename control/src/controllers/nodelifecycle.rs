@@ -29,7 +29,11 @@ const STARTUP_GRACE: Duration = Duration::from_secs(60);
 /// The taints a node's conditions call for (TaintNodesByCondition and the NoExecute taints).
 pub fn condition_taints(node: &Node) -> Vec<(String, String)> {
     let conds = node.status.as_ref().and_then(|s| s.conditions.as_ref());
-    let status = |t: &str| conds.and_then(|cs| cs.iter().find(|c| c.type_ == t)).map(|c| c.status.as_str());
+    let status = |t: &str| {
+        conds
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t))
+            .map(|c| c.status.as_str())
+    };
     let mut out = Vec::new();
     match status("Ready") {
         Some("False") => {
@@ -46,14 +50,20 @@ pub fn condition_taints(node: &Node) -> Vec<(String, String)> {
         ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
         ("DiskPressure", "node.kubernetes.io/disk-pressure"),
         ("PIDPressure", "node.kubernetes.io/pid-pressure"),
-        ("NetworkUnavailable", "node.kubernetes.io/network-unavailable"),
+        (
+            "NetworkUnavailable",
+            "node.kubernetes.io/network-unavailable",
+        ),
     ] {
         if status(cond) == Some("True") {
             out.push((key.to_string(), "NoSchedule".to_string()));
         }
     }
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
-        out.push(("node.kubernetes.io/unschedulable".to_string(), "NoSchedule".to_string()));
+        out.push((
+            "node.kubernetes.io/unschedulable".to_string(),
+            "NoSchedule".to_string(),
+        ));
     }
     out
 }
@@ -70,11 +80,18 @@ const MANAGED_KEYS: &[&str] = &[
 
 /// The node's taints with the condition taints brought in line; None if nothing changes.
 pub fn reconcile_taints(node: &Node, now: jiff::Timestamp) -> Option<Vec<Taint>> {
-    let current = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let current = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
     let want = condition_taints(node);
     let mut out: Vec<Taint> = current
         .iter()
-        .filter(|t| !MANAGED_KEYS.contains(&t.key.as_str()) || want.iter().any(|(k, e)| *k == t.key && *e == t.effect))
+        .filter(|t| {
+            !MANAGED_KEYS.contains(&t.key.as_str())
+                || want.iter().any(|(k, e)| *k == t.key && *e == t.effect)
+        })
         .cloned()
         .collect();
     for (k, e) in &want {
@@ -91,28 +108,46 @@ pub fn reconcile_taints(node: &Node, now: jiff::Timestamp) -> Option<Vec<Taint>>
 }
 
 fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == taint.effect);
     let key_ok = match t.key.as_deref() {
         None | Some("") => t.operator.as_deref() == Some("Exists"),
         Some(k) => k == taint.key,
     };
-    let value_ok = t.operator.as_deref() == Some("Exists") || t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("");
+    let value_ok = t.operator.as_deref() == Some("Exists")
+        || t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("");
     effect_ok && key_ok && value_ok
 }
 
 /// When a pod on a node with these taints must go: None = never, Some(t) = at t.
 pub fn eviction_time(pod: &Pod, taints: &[Taint]) -> Option<jiff::Timestamp> {
-    let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
     let mut at: Option<jiff::Timestamp> = None;
     for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
-        let added = taint.time_added.as_ref().map(|t| t.0).unwrap_or_else(jiff::Timestamp::now);
-        let matching: Vec<&Toleration> = tolerations.iter().filter(|t| tolerates(t, taint)).collect();
+        let added = taint
+            .time_added
+            .as_ref()
+            .map(|t| t.0)
+            .unwrap_or_else(jiff::Timestamp::now);
+        let matching: Vec<&Toleration> =
+            tolerations.iter().filter(|t| tolerates(t, taint)).collect();
         let deadline = if matching.is_empty() {
             Some(added)
         } else if matching.iter().any(|t| t.toleration_seconds.is_none()) {
             None
         } else {
-            let secs = matching.iter().filter_map(|t| t.toleration_seconds).min().unwrap_or(0).max(0);
+            let secs = matching
+                .iter()
+                .filter_map(|t| t.toleration_seconds)
+                .min()
+                .unwrap_or(0)
+                .max(0);
             Some(added + jiff::SignedDuration::from_secs(secs))
         };
         if let Some(d) = deadline {
@@ -123,13 +158,23 @@ pub fn eviction_time(pod: &Pod, taints: &[Taint]) -> Option<jiff::Timestamp> {
 }
 
 fn ready_condition(node: &Node) -> Option<&NodeCondition> {
-    node.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
 }
 
 /// The kubelet's last sign of life: its lease renewal or its Ready heartbeat.
 fn last_heartbeat(node: &Node, lease: Option<&Lease>) -> Option<jiff::Timestamp> {
-    let from_lease = lease.and_then(|l| l.spec.as_ref()).and_then(|s| s.renew_time.as_ref()).map(|t| t.0);
-    let from_status = ready_condition(node).and_then(|c| c.last_heartbeat_time.as_ref()).map(|t| t.0);
+    let from_lease = lease
+        .and_then(|l| l.spec.as_ref())
+        .and_then(|s| s.renew_time.as_ref())
+        .map(|t| t.0);
+    let from_status = ready_condition(node)
+        .and_then(|c| c.last_heartbeat_time.as_ref())
+        .map(|t| t.0);
     match (from_lease, from_status) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -138,10 +183,18 @@ fn last_heartbeat(node: &Node, lease: Option<&Lease>) -> Option<jiff::Timestamp>
 
 fn store<K>(api: Api<K>, stop: &CancellationToken) -> Store<K>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff().touched_objects();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
     let stop = stop.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -160,7 +213,10 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Contr
     let client = ctx.client_for("node-controller")?;
     let events = ctx.recorder(client.clone(), "node-controller");
     let nodes = store(Api::<Node>::all(informers.clone()), &stop);
-    let leases = store(Api::<Lease>::namespaced(informers.clone(), "kube-node-lease"), &stop);
+    let leases = store(
+        Api::<Lease>::namespaced(informers.clone(), "kube-node-lease"),
+        &stop,
+    );
     let pods = store(Api::<Pod>::all(informers), &stop);
     tokio::select! {
         r = async { tokio::try_join!(nodes.wait_until_ready(), leases.wait_until_ready(), pods.wait_until_ready()) } => {
@@ -178,14 +234,22 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Contr
             _ = stop.cancelled() => return Ok(()),
         }
         let now = jiff::Timestamp::now();
-        let lease_by_node: HashMap<String, Arc<Lease>> =
-            leases.state().into_iter().map(|l| (l.metadata.name.clone().unwrap_or_default(), l)).collect();
+        let lease_by_node: HashMap<String, Arc<Lease>> = leases
+            .state()
+            .into_iter()
+            .map(|l| (l.metadata.name.clone().unwrap_or_default(), l))
+            .collect();
         let mut taints_by_node: HashMap<String, Vec<Taint>> = HashMap::new();
         for node in nodes.state() {
             let name = node.metadata.name.clone().unwrap_or_default();
             let mut node = (*node).clone();
             // Health: no heartbeat within the grace period → Unknown.
-            let created = node.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+            let created = node
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or(now);
             let last = last_heartbeat(&node, lease_by_node.get(&name).map(|l| l.as_ref()));
             let stale = match last {
                 Some(t) => now.duration_since(t).as_secs_f64() > grace.as_secs_f64(),
@@ -201,7 +265,10 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Contr
             }
             if let Some(taints) = reconcile_taints(&node, now) {
                 let patch = serde_json::json!({"spec": {"taints": taints}});
-                match node_api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                match node_api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
                     Ok(n) => node = n,
                     Err(e) => {
                         tracing::warn!(node = %name, error = %e, "updating taints failed");
@@ -209,20 +276,32 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Contr
                     }
                 }
             }
-            let t = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+            let t = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default();
             if t.iter().any(|t| t.effect == "NoExecute") {
                 taints_by_node.insert(name, t);
             }
         }
         // Taint manager: evict what does not (or no longer) tolerate NoExecute taints.
         for pod in pods.state() {
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-            let Some(taints) = taints_by_node.get(&node) else { continue };
+            let node = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default();
+            let Some(taints) = taints_by_node.get(&node) else {
+                continue;
+            };
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             if pod.metadata.deletion_timestamp.is_some() || evicted.contains_key(&uid) {
                 continue;
             }
-            let Some(at) = eviction_time(&pod, taints) else { continue };
+            let Some(at) = eviction_time(&pod, taints) else {
+                continue;
+            };
             if at > now {
                 continue;
             }
@@ -233,7 +312,14 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Contr
                 Ok(_) => {
                     evicted.insert(uid, ());
                     let r = kube::Resource::object_ref(pod.as_ref(), &());
-                    events.normal(&r, "TaintManagerEviction", "Evicting", format!("Marking for deletion Pod {ns}/{pname}")).await;
+                    events
+                        .normal(
+                            &r,
+                            "TaintManagerEviction",
+                            "Evicting",
+                            format!("Marking for deletion Pod {ns}/{pname}"),
+                        )
+                        .await;
                 }
                 Err(kube::Error::Api(e)) if e.code == 404 => {
                     evicted.insert(uid, ());
@@ -242,19 +328,35 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Contr
             }
         }
         // Forget pods that are gone.
-        let live: std::collections::HashSet<String> = pods.state().iter().filter_map(|p| p.metadata.uid.clone()).collect();
+        let live: std::collections::HashSet<String> = pods
+            .state()
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
         evicted.retain(|u, _| live.contains(u));
     }
 }
 
-async fn mark_unknown(api: &Api<Node>, node: &mut Node, events: &Events, now: jiff::Timestamp) -> Result<(), kube::Error> {
+async fn mark_unknown(
+    api: &Api<Node>,
+    node: &mut Node,
+    events: &Events,
+    now: jiff::Timestamp,
+) -> Result<(), kube::Error> {
     let name = node.metadata.name.clone().unwrap_or_default();
-    let mut conditions = node.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    let mut conditions = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
     for ty in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] {
         let c = match conditions.iter_mut().find(|c| c.type_ == ty) {
             Some(c) => c,
             None => {
-                conditions.push(NodeCondition { type_: ty.into(), ..Default::default() });
+                conditions.push(NodeCondition {
+                    type_: ty.into(),
+                    ..Default::default()
+                });
                 let last = conditions.len() - 1;
                 &mut conditions[last]
             }
@@ -267,9 +369,18 @@ async fn mark_unknown(api: &Api<Node>, node: &mut Node, events: &Events, now: ji
         }
     }
     let patch = serde_json::json!({"status": {"conditions": conditions}});
-    *node = api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await?;
+    *node = api
+        .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await?;
     let r = kube::Resource::object_ref(node, &());
-    events.normal(&r, "NodeNotReady", "NodeNotReady", format!("Node {name} status is now: NodeNotReady")).await;
+    events
+        .normal(
+            &r,
+            "NodeNotReady",
+            "NodeNotReady",
+            format!("Node {name} status is now: NodeNotReady"),
+        )
+        .await;
     tracing::info!(node = %name, "node stopped reporting; marked Unknown");
     Ok(())
 }
@@ -285,7 +396,10 @@ async fn mark_pods_not_ready(client: &kube::Client, pods: &Store<Pod>, node: &st
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
         let patch = serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "False",
             "reason": "NodeNotReady", "lastTransitionTime": crate::registry::meta::now(), "lastProbeTime": null}]}});
-        if let Err(e) = api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+        if let Err(e) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+        {
             tracing::debug!(pod = %name, error = %e, "marking the pod not ready failed");
         }
     }
@@ -298,9 +412,16 @@ mod tests {
 
     fn node(ready: &str, taints: Vec<Taint>) -> Node {
         Node {
-            spec: Some(NodeSpec { taints: Some(taints), ..Default::default() }),
+            spec: Some(NodeSpec {
+                taints: Some(taints),
+                ..Default::default()
+            }),
             status: Some(NodeStatus {
-                conditions: Some(vec![NodeCondition { type_: "Ready".into(), status: ready.into(), ..Default::default() }]),
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: ready.into(),
+                    ..Default::default()
+                }]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -309,11 +430,25 @@ mod tests {
 
     #[test]
     fn conditions_map_to_taints_and_user_taints_stay() {
-        let user = Taint { key: "dedicated".into(), effect: "NoSchedule".into(), ..Default::default() };
+        let user = Taint {
+            key: "dedicated".into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        };
         let now = jiff::Timestamp::now();
         let t = reconcile_taints(&node("Unknown", vec![user.clone()]), now).expect("changes");
-        let keys: Vec<(&str, &str)> = t.iter().map(|t| (t.key.as_str(), t.effect.as_str())).collect();
-        assert_eq!(keys, vec![("dedicated", "NoSchedule"), (UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")]);
+        let keys: Vec<(&str, &str)> = t
+            .iter()
+            .map(|t| (t.key.as_str(), t.effect.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("dedicated", "NoSchedule"),
+                (UNREACHABLE, "NoExecute"),
+                (UNREACHABLE, "NoSchedule")
+            ]
+        );
         assert!(t[1].time_added.is_some());
         // Recovered: the unreachable taints go, the user's stays.
         let back = reconcile_taints(&node("True", t), now).expect("changes");
@@ -324,12 +459,38 @@ mod tests {
     #[test]
     fn eviction_follows_toleration_seconds() {
         let added = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(100);
-        let taint = Taint { key: UNREACHABLE.into(), effect: "NoExecute".into(), time_added: Some(Time(added)), value: None };
-        let pod = |tols: Vec<Toleration>| Pod { spec: Some(PodSpec { tolerations: Some(tols), ..Default::default() }), ..Default::default() };
-        assert_eq!(eviction_time(&pod(vec![]), std::slice::from_ref(&taint)), Some(added));
-        let t300 = Toleration { key: Some(UNREACHABLE.into()), operator: Some("Exists".into()), effect: Some("NoExecute".into()), toleration_seconds: Some(300), ..Default::default() };
-        assert_eq!(eviction_time(&pod(vec![t300]), std::slice::from_ref(&taint)), Some(added + jiff::SignedDuration::from_secs(300)));
-        let forever = Toleration { operator: Some("Exists".into()), ..Default::default() };
+        let taint = Taint {
+            key: UNREACHABLE.into(),
+            effect: "NoExecute".into(),
+            time_added: Some(Time(added)),
+            value: None,
+        };
+        let pod = |tols: Vec<Toleration>| Pod {
+            spec: Some(PodSpec {
+                tolerations: Some(tols),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            eviction_time(&pod(vec![]), std::slice::from_ref(&taint)),
+            Some(added)
+        );
+        let t300 = Toleration {
+            key: Some(UNREACHABLE.into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            toleration_seconds: Some(300),
+            ..Default::default()
+        };
+        assert_eq!(
+            eviction_time(&pod(vec![t300]), std::slice::from_ref(&taint)),
+            Some(added + jiff::SignedDuration::from_secs(300))
+        );
+        let forever = Toleration {
+            operator: Some("Exists".into()),
+            ..Default::default()
+        };
         assert_eq!(eviction_time(&pod(vec![forever]), &[taint]), None);
     }
 }

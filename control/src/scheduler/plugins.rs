@@ -345,16 +345,37 @@ impl Candidate {
         // policy ignores it) and, with `nodeTaintsPolicy: Honor`, by its tolerations.
         let honor_affinity = tsc.node_affinity_policy.as_deref() != Some("Ignore");
         let honor_taints = tsc.node_taints_policy.as_deref() == Some("Honor");
-        for n in state.nodes.values() {
-            if honor_affinity && !self.node_affinity_ok(n) {
-                continue;
+        let key = format!(
+            "{}|{}|{:?}|{:?}|{}",
+            tsc.topology_key,
+            honor_affinity,
+            honor_affinity.then_some((&self.node_selector, &self.required_terms)),
+            honor_taints.then_some(&self.tolerations),
+            honor_taints
+        );
+        let cached = state.domain_cache.borrow().get(&key).cloned();
+        let domains = match cached {
+            Some(d) => d,
+            None => {
+                let mut d = HashSet::new();
+                for n in state.nodes.values() {
+                    if honor_affinity && !self.node_affinity_ok(n) {
+                        continue;
+                    }
+                    if honor_taints && self.untolerated_taint(n).is_some() {
+                        continue;
+                    }
+                    if let Some(v) = n.labels.get(&tsc.topology_key) {
+                        d.insert(v.clone());
+                    }
+                }
+                let d = std::sync::Arc::new(d);
+                state.domain_cache.borrow_mut().insert(key, d.clone());
+                d
             }
-            if honor_taints && self.untolerated_taint(n).is_some() {
-                continue;
-            }
-            if let Some(d) = n.labels.get(&tsc.topology_key) {
-                counts.entry(d.clone()).or_default();
-            }
+        };
+        for d in domains.iter() {
+            counts.insert(d.clone(), 0);
         }
         if !sel.is_empty() {
             for (d, n) in domains_with(

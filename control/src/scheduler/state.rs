@@ -99,6 +99,9 @@ pub struct State {
     pub with_anti_affinity: HashSet<String>,
     /// Controller uid → node → number of its pods there (default spreading).
     by_owner: HashMap<String, HashMap<String, u32>>,
+    /// Spreading domains eligible for a given (topology key, node constraints): the same for
+    /// every replica of a workload, so computed once per node change, not once per pod.
+    pub domain_cache: std::cell::RefCell<HashMap<String, std::sync::Arc<HashSet<String>>>>,
 }
 
 fn owner(pod: &Pod) -> Option<String> {
@@ -116,6 +119,7 @@ fn uid(pod: &Pod) -> String {
 
 impl State {
     pub fn upsert_node(&mut self, node: Arc<Node>) {
+        self.domain_cache.get_mut().clear();
         let name = node.metadata.name.clone().unwrap_or_default();
         match self.nodes.get_mut(&name) {
             Some(n) => n.set(node),
@@ -128,6 +132,7 @@ impl State {
     }
 
     pub fn remove_node(&mut self, name: &str) {
+        self.domain_cache.get_mut().clear();
         self.nodes.remove(name);
         if let Ok(pos) = self.order.binary_search(&name.to_string()) {
             self.order.remove(pos);
