@@ -719,3 +719,73 @@ async fn many_pods_fill_slices_and_a_change_rewrites_one() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slice_size_is_configurable_and_orphans_are_removed() {
+    let c = Cluster::start_with(&["--max-endpoints-per-slice", "2"]);
+    let client = ApiClient::new(&c).await.client;
+    let _nodes = FakeNodes::start(client.clone(), &[("n1", &[], "4", "8Gi")], None).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let eps: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let pp = PostParams::default();
+    for i in 0..5 {
+        pods.create(
+            &pp,
+            &pod(&format!("small-{i}"), "small", "n1", 8080, json!({})),
+        )
+        .await
+        .expect("create pod");
+    }
+    for i in 0..5 {
+        pod_ip(&pods, &format!("small-{i}")).await;
+    }
+    services
+        .create(&pp, &service("small", web_spec("small")))
+        .await
+        .expect("create service");
+    let slices = wait_for_async("five endpoints in slices of two", || async {
+        let s = slices_of(&eps, "small").await;
+        (endpoints_by_pod(&s).len() == 5).then_some(s)
+    })
+    .await;
+    let mut sizes: Vec<usize> = slices
+        .iter()
+        .map(|s| s.endpoints.as_ref().map_or(0, Vec::len))
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![1, 2, 2]);
+
+    // Slices the controller manages for a service that no longer exists go; a hand-made one
+    // without an owner stays, as the garbage collector would leave it.
+    let slice = |name: &str, owned: bool| -> EndpointSlice {
+        let mut meta = json!({"name": name, "labels": {
+            "kubernetes.io/service-name": "ghost",
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}});
+        if owned {
+            meta["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "Service", "name": "ghost",
+                "uid": "7c9c1d2e-0000-4000-8000-000000000001", "controller": true}]);
+        }
+        serde_json::from_value(
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": meta, "addressType": "IPv4",
+            "endpoints": [{"addresses": ["192.0.2.7"]}]}),
+        )
+        .expect("slice")
+    };
+    eps.create(&pp, &slice("ghost-owned", true))
+        .await
+        .expect("create slice");
+    eps.create(&pp, &slice("ghost-handmade", false))
+        .await
+        .expect("create slice");
+    wait_for_async("the orphaned slice to go", || async {
+        eps.get_opt("ghost-owned")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(eps.get_opt("ghost-handmade").await.expect("get").is_some());
+}

@@ -257,6 +257,15 @@ fn owned_by(slice: &EndpointSlice, svc: &Service) -> bool {
         .any(|o| o.uid == uid && o.kind == "Service" && o.api_version == "v1")
 }
 
+fn owned_by_a_service(slice: &EndpointSlice) -> bool {
+    slice
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Service" && o.api_version == "v1")
+}
+
 fn endpoints_of(slice: &EndpointSlice) -> &[Endpoint] {
     slice.endpoints.as_deref().unwrap_or(&[])
 }
@@ -1007,8 +1016,16 @@ async fn remove_orphans(sh: &Arc<Shared>, namespace: String, name: String) {
                 "{LABEL_SERVICE_NAME}={name},{LABEL_MANAGED_BY}={CONTROLLER_NAME}"
             ));
             let result = async {
-                for s in api.list(&lp).await?.items {
-                    delete_slice(&api, &sh.tracker, &s).await?;
+                // Only slices a Service owned, as the garbage collector would; others were
+                // made by hand and are left alone, as upstream does.
+                for s in api
+                    .list(&lp)
+                    .await?
+                    .items
+                    .iter()
+                    .filter(|s| owned_by_a_service(s))
+                {
+                    delete_slice(&api, &sh.tracker, s).await?;
                 }
                 Ok::<_, kube::Error>(())
             }
