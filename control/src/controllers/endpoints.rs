@@ -369,6 +369,10 @@ impl StaleTracker {
             .is_some_and(|old| old == rv)
     }
 
+    fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
+        self.lock().retain(|(ns, name), _| keep(ns, name));
+    }
+
     fn forget(&self, ns: &str, name: &str) {
         self.lock().remove(&(ns.to_string(), name.to_string()));
     }
@@ -467,7 +471,12 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
         endpoints_w,
         "endpoints",
         {
-            let (queue, services, stale) = (queue.clone(), services.clone(), stale.clone());
+            let (queue, services, stale, endpoints) = (
+                queue.clone(),
+                services.clone(),
+                stale.clone(),
+                endpoints.clone(),
+            );
             move |ev| match ev {
                 // Someone deleted Endpoints: recreate them if their service wants them.
                 Event::Delete(e) => {
@@ -475,13 +484,14 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
                     stale.forget(&ns, &e.name_any());
                     enqueue(&queue, [key(&ns, &e.name_any())]);
                 }
-                Event::InitDone => enqueue(
-                    &queue,
-                    services
-                        .state()
-                        .iter()
-                        .map(|s| ObjectRef::from_obj(s.as_ref())),
-                ),
+                // A relist reports no deletions: forget what is gone, look at everything.
+                Event::InitDone => {
+                    stale.retain(|ns, name| {
+                        endpoints.get(&ObjectRef::new(name).within(ns)).is_some()
+                    });
+                    let all = services.state();
+                    enqueue(&queue, all.iter().map(|s| ObjectRef::from_obj(s.as_ref())));
+                }
                 _ => {}
             }
         },

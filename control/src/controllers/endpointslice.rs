@@ -621,6 +621,16 @@ impl SliceTracker {
         }
     }
 
+    /// After a relist, which reports no deletions: keeps only the slices that were listed.
+    pub fn retain_listed(&self, slices: &Store<EndpointSlice>) {
+        let listed: BTreeSet<String> = slices.state().iter().map(|s| uid(s)).collect();
+        let mut map = self.lock();
+        for gens in map.values_mut() {
+            gens.retain(|u, _| listed.contains(u));
+        }
+        map.retain(|_, gens| !gens.is_empty());
+    }
+
     pub fn forget_service(&self, namespace: &str, name: &str) {
         self.lock()
             .remove(&(namespace.to_string(), name.to_string()));
@@ -730,12 +740,13 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
         slices_w,
         "endpointslices",
         {
-            let (queue, cleanup, services, tracker, listed) = (
+            let (queue, cleanup, services, tracker, listed, slices) = (
                 queue.clone(),
                 cleanup.clone(),
                 services.clone(),
                 tracker.clone(),
                 services_listed.clone(),
+                slices.clone(),
             );
             move |ev| match ev {
                 Event::Apply(s) | Event::InitApply(s) => {
@@ -761,14 +772,13 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
                         enqueue(&queue, [service_ref(&ns, &name)]);
                     }
                 }
-                // A relist may have missed deletions: look at every service again.
-                Event::InitDone => enqueue(
-                    &queue,
-                    services
-                        .state()
-                        .iter()
-                        .map(|s| ObjectRef::from_obj(s.as_ref())),
-                ),
+                // A relist reports no deletions: forget slices that are gone and look at every
+                // service again.
+                Event::InitDone => {
+                    tracker.retain_listed(&slices);
+                    let all = services.state();
+                    enqueue(&queue, all.iter().map(|s| ObjectRef::from_obj(s.as_ref())));
+                }
                 Event::Init => {}
             }
         },
@@ -1457,5 +1467,12 @@ mod tests {
         assert!(t.handle_deletion(&s), "expected");
         t.update(&s);
         assert!(!t.handle_deletion(&s), "someone else deleted it");
+        // a relist that no longer shows a slice we wrote: forgotten, not waited for forever
+        t.update(&s);
+        let (listed, mut writer) = reflector::store::<EndpointSlice>();
+        writer.apply_watcher_event(&Event::InitDone);
+        assert!(t.stale("ns", "web", &[]));
+        t.retain_listed(&listed);
+        assert!(!t.stale("ns", "web", &[]));
     }
 }
