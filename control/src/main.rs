@@ -86,6 +86,9 @@ struct Args {
     /// Seconds without a node lease renewal before the node is marked unknown.
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
+    /// Most endpoints the EndpointSlice controller puts in one slice (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_endpoints_per_slice: u16,
 }
 
 fn main() {
@@ -165,6 +168,7 @@ fn run() -> Result<()> {
         node_cidr_mask_size: args.node_cidr_mask_size,
         node_monitor_grace_period: Duration::from_secs(args.node_monitor_grace_period),
         instance: identity.clone(),
+        max_endpoints_per_slice: usize::from(args.max_endpoints_per_slice),
     };
     let scheduler_config = SchedulerConfig {
         instance: identity,

@@ -2,6 +2,9 @@
 //! with its own identity (a service account of kube-system, as kube-controller-manager's
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointutil;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod util;
@@ -50,6 +53,8 @@ pub struct ControllerConfig {
     pub node_monitor_grace_period: Duration,
     /// Identity reported in events (`reportingInstance`).
     pub instance: String,
+    /// Most endpoints in one EndpointSlice (`--max-endpoints-per-slice`).
+    pub max_endpoints_per_slice: usize,
 }
 
 impl Default for ControllerConfig {
@@ -60,6 +65,7 @@ impl Default for ControllerConfig {
             node_cidr_mask_size: 24,
             node_monitor_grace_period: Duration::from_secs(40),
             instance: "ketch-control".into(),
+            max_endpoints_per_slice: 100,
         }
     }
 }
@@ -159,6 +165,8 @@ type Runner =
 /// Every controller, by the name `--controllers` uses.
 pub fn all() -> Vec<(&'static str, Runner)> {
     vec![
+        ("endpoint", endpoints::run),
+        ("endpointslice", endpointslice::run),
         (nodeipam::NAME, |ctx, stop| {
             Box::pin(nodeipam::run(ctx, stop))
         }),

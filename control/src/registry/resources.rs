@@ -130,7 +130,6 @@ impl Resource {
             "ConfigMap"
                 | "Secret"
                 | "Endpoints"
-                | "EndpointSlice"
                 | "Event"
                 | "Lease"
                 | "Role"

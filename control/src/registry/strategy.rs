@@ -109,7 +109,15 @@ pub fn prepare_update(r: &Resource, new: &mut Value, old: &Value, sub: Option<Su
             }
         }
     }
-    if r.tracks_generation() && spec_changed(new, old) {
+    // EndpointSlices also count label changes (upstream's endpointSliceStrategy), so that the
+    // EndpointSlice controller can tell its own writes from others' by generation.
+    let labels = |v: &Value| {
+        v.pointer("/metadata/labels")
+            .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+            .cloned()
+    };
+    let labels_changed = r.kind == "EndpointSlice" && labels(new) != labels(old);
+    if r.tracks_generation() && (spec_changed(new, old) || labels_changed) {
         let g = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -184,6 +192,28 @@ mod tests {
             p["status"],
             json!({"phase": "Pending", "qosClass": "BestEffort"})
         );
+    }
+
+    #[test]
+    fn endpoint_slice_generation_counts_endpoints_and_labels() {
+        let eps = find("discovery.k8s.io", "v1", "endpointslices").expect("endpointslices");
+        let mut created = json!({"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": []});
+        prepare_create(eps, &mut created);
+        assert_eq!(created["metadata"]["generation"], 1);
+        let old = json!({"metadata": {"name": "s", "generation": 1, "labels": {"a": "b"}, "annotations": {"x": "1"}},
+            "addressType": "IPv4", "endpoints": []});
+        let mut annotated = old.clone();
+        annotated["metadata"]["annotations"]["x"] = json!("2");
+        prepare_update(eps, &mut annotated, &old, None);
+        assert_eq!(annotated["metadata"]["generation"], 1);
+        let mut relabelled = old.clone();
+        relabelled["metadata"]["labels"]["a"] = json!("c");
+        prepare_update(eps, &mut relabelled, &old, None);
+        assert_eq!(relabelled["metadata"]["generation"], 2);
+        let mut filled = old.clone();
+        filled["endpoints"] = json!([{"addresses": ["10.0.0.1"]}]);
+        prepare_update(eps, &mut filled, &old, None);
+        assert_eq!(filled["metadata"]["generation"], 2);
     }
 
     #[test]
