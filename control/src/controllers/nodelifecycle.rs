@@ -99,7 +99,7 @@ pub fn reconcile_taints(node: &Node, now: jiff::Timestamp) -> Option<Vec<Taint>>
             out.push(Taint {
                 key: k.clone(),
                 effect: e.clone(),
-                time_added: (e == "NoExecute").then(|| Time(now)),
+                time_added: (e == "NoExecute").then_some(Time(now)),
                 value: None,
             });
         }

@@ -197,7 +197,8 @@ mod tests {
     #[test]
     fn endpoint_slice_generation_counts_endpoints_and_labels() {
         let eps = find("discovery.k8s.io", "v1", "endpointslices").expect("endpointslices");
-        let mut created = json!({"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": []});
+        let mut created =
+            json!({"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": []});
         prepare_create(eps, &mut created);
         assert_eq!(created["metadata"]["generation"], 1);
         let old = json!({"metadata": {"name": "s", "generation": 1, "labels": {"a": "b"}, "annotations": {"x": "1"}},

@@ -28,6 +28,9 @@ pub enum PodFate {
 /// Decides a pod's fate from the pod (default: Ready).
 pub type FateFn = Arc<dyn Fn(&Pod) -> PodFate + Send + Sync>;
 
+/// A node to register: (name, labels, cpu, memory).
+pub type NodeSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+
 pub struct FakeNodes {
     pub names: Vec<String>,
     stop: CancellationToken,
@@ -87,7 +90,7 @@ impl FakeNodes {
     /// Registers `nodes` (name, labels, cpu, memory) and starts their kubelets.
     pub async fn start(
         client: kube::Client,
-        nodes: &[(&str, &[(&str, &str)], &str, &str)],
+        nodes: &[NodeSpec<'_>],
         fate: Option<FateFn>,
     ) -> FakeNodes {
         let api: Api<Node> = Api::all(client.clone());
