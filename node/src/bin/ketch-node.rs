@@ -1,0 +1,3 @@
+//! `ketch-node`: the node agent.
+
+fn main() {}

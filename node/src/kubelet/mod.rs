@@ -1,0 +1,1 @@
+//! Kubelet duties: node registration, pod workers over CRI, probes, status, logs and exec.
