@@ -80,6 +80,10 @@ struct Args {
     /// Seconds without a node lease renewal before the node is marked unknown.
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
+    /// The cluster CA published to every namespace as ConfigMap `kube-root-ca.crt` (default:
+    /// this server's CA, or the CA of `--kubeconfig`).
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -154,12 +158,20 @@ fn run() -> Result<()> {
         node_cidr_mask_size: args.node_cidr_mask_size,
         node_monitor_grace_period: Duration::from_secs(args.node_monitor_grace_period),
         instance: identity.clone(),
+        root_ca: match &args.root_ca_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("--root-ca-file {}", p.display()))?,
+            ),
+            None => None,
+        },
     };
     let scheduler_config = SchedulerConfig {
         instance: identity,
         ..SchedulerConfig::default()
     };
     let kubeconfig = args.kubeconfig.clone();
+    let mut controller_config = controller_config;
     rt.block_on(async move {
         let clients: Arc<dyn ClientFactory> = if components.apiserver {
             let running = server::start(cfg).await.context("start the API server")?;
@@ -170,10 +182,16 @@ fn run() -> Result<()> {
                 running.addr.ip()
             };
             let url = format!("https://{}", SocketAddr::new(host, running.addr.port()));
+            if controller_config.root_ca.is_none() {
+                controller_config.root_ca = Some(running.pki.ca_pem().to_string());
+            }
             Arc::new(PkiClients::new(running.pki.clone(), url))
         } else {
             let path = kubeconfig
                 .context("--kubeconfig is required when this process runs no API server")?;
+            if controller_config.root_ca.is_none() {
+                controller_config.root_ca = ketch_control::components::ca_from_kubeconfig(&path);
+            }
             Arc::new(SharedClient(
                 ketch_control::components::client_from_kubeconfig(&path).await?,
             ))

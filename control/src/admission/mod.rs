@@ -8,6 +8,7 @@ pub mod field;
 mod json;
 pub mod names;
 pub(crate) mod quantity;
+pub mod serviceaccount;
 pub mod strategy;
 pub mod validation;
 #[cfg(test)]
@@ -56,6 +57,7 @@ impl Admission {
             }
             ("", "Pod") if old.is_none() => {
                 pod_service_account(obj);
+                serviceaccount::admit_pod(store, obj).await?;
                 default_tolerations(obj);
                 Ok(Extra::default())
             }

@@ -2,6 +2,11 @@
 //! with its own identity (a service account of kube-system, as kube-controller-manager's
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
+pub mod discovery;
+pub mod garbagecollector;
+pub mod namespace;
+pub mod rootca;
+pub mod serviceaccount;
 pub mod util;
 
 use futures::future::BoxFuture;
@@ -48,6 +53,8 @@ pub struct ControllerConfig {
     pub node_monitor_grace_period: Duration,
     /// Identity reported in events (`reportingInstance`).
     pub instance: String,
+    /// The cluster CA (PEM) published in every namespace (`--root-ca-file`).
+    pub root_ca: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -58,6 +65,7 @@ impl Default for ControllerConfig {
             node_cidr_mask_size: 24,
             node_monitor_grace_period: Duration::from_secs(40),
             instance: "ketch-control".into(),
+            root_ca: None,
         }
     }
 }
@@ -156,7 +164,12 @@ type Runner =
 
 /// Every controller, by the name `--controllers` uses.
 pub fn all() -> Vec<(&'static str, Runner)> {
-    vec![]
+    vec![
+        (garbagecollector::NAME, garbagecollector::run),
+        (namespace::NAME, namespace::run),
+        (rootca::NAME, rootca::run),
+        (serviceaccount::NAME, serviceaccount::run),
+    ]
 }
 
 /// Runs every enabled controller until `stop`; a controller that fails is restarted.
