@@ -469,7 +469,7 @@ async fn token_request(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResul
             field("name"),
             field("uid"),
         );
-        let (group, _) = match api_version.split_once('/') {
+        let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", api_version.as_str()),
         };
@@ -478,13 +478,9 @@ async fn token_request(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResul
             ("", "Secret") => ("secrets", ns),
             ("", "Node") => ("nodes", ""),
             _ => {
+                // Go's GroupVersionKind.String()
                 return Err(ApiError::bad_request(format!(
-                    "cannot bind token to object of type {}",
-                    if group.is_empty() {
-                        format!("{api_version}, Kind={kind}")
-                    } else {
-                        format!("{api_version}, Kind={kind}")
-                    }
+                    "cannot bind token to object of type {group}/{version}, Kind={kind}"
                 )));
             }
         };

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub const NAME: &str = "root-ca-certificate-publisher";
+pub const NAME: &str = "root-ca-cert-publisher";
 const IDENTITY: &str = "root-ca-cert-publisher";
 pub const CONFIG_MAP: &str = "kube-root-ca.crt";
 const DESCRIPTION_ANNOTATION: &str = "kubernetes.io/description";
