@@ -333,6 +333,17 @@ async fn garbage_collector_follows_the_propagation_policy() {
             "ownerReferences": [owner_ref("ConfigMap", "v1", &parent)]}}),
     )
     .await;
+    // A dependent that does not block its owner's deletion.
+    let mut loose = owner_ref("ConfigMap", "v1", &parent);
+    loose["blockOwnerDeletion"] = json!(false);
+    loose["controller"] = json!(false);
+    create(
+        &api,
+        &format!("{ns}/secrets"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "loose",
+            "finalizers": ["example.com/hold"], "ownerReferences": [loose]}}),
+    )
+    .await;
     c.ok(&[
         "delete",
         "configmap",
@@ -362,6 +373,74 @@ async fn garbage_collector_follows_the_propagation_policy() {
     ]);
     gone(&api, &format!("{ns}/secrets/child")).await;
     gone(&api, &format!("{ns}/configmaps/parent")).await;
+    // The non-blocking dependent was deleted too, but did not hold the owner.
+    let l = exists(&api, &format!("{ns}/secrets/loose")).await;
+    assert!(l["metadata"]["deletionTimestamp"].is_string(), "{l}");
+    c.ok(&[
+        "patch",
+        "secret",
+        "loose",
+        "-n",
+        "gc",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    gone(&api, &format!("{ns}/secrets/loose")).await;
+
+    // Foreground through two levels: the middle owner is deleted in the foreground as well,
+    // so the top one goes last.
+    let top = create(
+        &api,
+        &format!("{apps}/deployments"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "api"}},
+                "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}),
+    )
+    .await;
+    let middle = create(
+        &api,
+        &format!("{apps}/replicasets"),
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "api-1", "ownerReferences": [owner_ref("Deployment", "apps/v1", &top)]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "api"}},
+                "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}),
+    )
+    .await;
+    let mut leaf = pod("api-1-a", owner_ref("ReplicaSet", "apps/v1", &middle));
+    leaf["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    create(&api, &format!("{ns}/pods"), leaf).await;
+    c.ok(&[
+        "delete",
+        "deployment",
+        "api",
+        "-n",
+        "gc",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    wait_for_async("the pod to be deleted", || async {
+        let (_, v) = api.get(&format!("{ns}/pods/api-1-a")).await;
+        v["metadata"]["deletionTimestamp"].as_str().map(|_| ())
+    })
+    .await;
+    let rs = exists(&api, &format!("{apps}/replicasets/api-1")).await;
+    assert_eq!(rs["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    let d = exists(&api, &format!("{apps}/deployments/api")).await;
+    assert_eq!(d["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    c.ok(&[
+        "patch",
+        "pod",
+        "api-1-a",
+        "-n",
+        "gc",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    gone(&api, &format!("{ns}/pods/api-1-a")).await;
+    gone(&api, &format!("{apps}/replicasets/api-1")).await;
+    gone(&api, &format!("{apps}/deployments/api")).await;
 
     // Orphan: the owner goes, its dependents stay without the reference.
     let rs = create(
