@@ -139,6 +139,8 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
     // Nothing new may be created meanwhile.
     let err = c.fails(&["create", "configmap", "late", "-n", "shop"]);
     assert!(err.contains("because it is being terminated"), "{err}");
+    let err = c.fails(&["run", "late", "-n", "shop", "--image", "nginx"]);
+    assert!(err.contains("because it is being terminated"), "{err}");
 
     c.ok(&[
         "patch",

@@ -57,6 +57,9 @@ impl Admission {
             }
             ("", "Pod") if old.is_none() => {
                 pod_service_account(obj);
+                // NamespaceLifecycle comes first upstream: no waiting for the service account
+                // of a namespace that is going away.
+                namespace_accepts(store, meta::namespace(obj)).await?;
                 serviceaccount::admit_pod(store, obj).await?;
                 default_tolerations(obj);
                 Ok(Extra::default())
