@@ -7,7 +7,7 @@ mod common;
 use common::kubelet::FakeNodes;
 use common::{ApiClient, Cluster, wait_for_async};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Creates a namespace and waits for its `default` service account (pods need it).
 async fn namespace(c: &Cluster, api: &ApiClient, name: &str) {
@@ -496,7 +496,7 @@ fn token_kubeconfig(c: &Cluster, name: &str, token: &str) -> PathBuf {
 }
 
 /// `kubectl auth whoami -o json` with a token, or the error.
-fn whoami(c: &Cluster, kubeconfig: &PathBuf) -> Result<Value, String> {
+fn whoami(c: &Cluster, kubeconfig: &Path) -> Result<Value, String> {
     let out = c.kubectl_as(kubeconfig, &["auth", "whoami", "-o", "json"], None);
     if out.status.success() {
         Ok(serde_json::from_slice(&out.stdout).expect("json"))
