@@ -5,7 +5,7 @@
 mod common;
 
 use common::kubelet::FakeNodes;
-use common::{ApiClient, Cluster, wait_for_async};
+use common::{ApiClient, Cluster, Control, wait_for_async};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -483,12 +483,13 @@ async fn garbage_collector_follows_the_propagation_policy() {
     }
 }
 
-fn token_kubeconfig(c: &Cluster, name: &str, token: &str) -> PathBuf {
-    let path = c.dir.path().join(format!("{name}.kubeconfig"));
-    let ca = c.control.dir.join("pki/ca.crt");
+/// A kubeconfig for `server` authenticating with `token` only.
+fn token_kubeconfig(server: &Control, name: &str, token: &str) -> PathBuf {
+    let path = server.dir.join(format!("{name}.kubeconfig"));
+    let ca = server.dir.join("pki/ca.crt");
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: ketch\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context: {{cluster: ketch, user: {name}, namespace: shop}}\ncurrent-context: {name}\n",
-        c.url(),
+        server.url(),
         ca.display()
     );
     std::fs::write(&path, text).expect("kubeconfig");
@@ -496,7 +497,7 @@ fn token_kubeconfig(c: &Cluster, name: &str, token: &str) -> PathBuf {
 }
 
 /// `kubectl auth whoami -o json` with a token, or the error.
-fn whoami(c: &Cluster, kubeconfig: &Path) -> Result<Value, String> {
+fn whoami(c: &Control, kubeconfig: &Path) -> Result<Value, String> {
     let out = c.kubectl_as(kubeconfig, &["auth", "whoami", "-o", "json"], None);
     if out.status.success() {
         Ok(serde_json::from_slice(&out.stdout).expect("json"))
@@ -725,6 +726,51 @@ async fn service_account_tokens_authenticate_until_the_account_is_gone() {
         whoami(&c, &kc).err().map(|_| ())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_servers_sharing_the_key_accept_each_others_tokens() {
+    let c = Cluster::start();
+    let api = ApiClient::new(&c).await;
+    namespace(&c, &api, "shop").await;
+    let token = c.ok(&["create", "token", "default", "-n", "shop"]);
+    let token = token.trim();
+    // A second server of the cluster, with the cluster's PKI including the signing key.
+    let shared = tempfile::tempdir().expect("tempdir");
+    let alone = tempfile::tempdir().expect("tempdir");
+    for (dir, files) in [
+        (&shared, &["ca.crt", "ca.key", "sa.key", "sa.pub"][..]),
+        (&alone, &["ca.crt", "ca.key"][..]),
+    ] {
+        std::fs::create_dir_all(dir.path().join("pki")).expect("pki dir");
+        for f in files {
+            std::fs::copy(
+                c.control.dir.join("pki").join(f),
+                dir.path().join("pki").join(f),
+            )
+            .expect("copy");
+        }
+    }
+    let second = Control::start(&c.etcd.url, shared.path(), &["--components", "apiserver"]);
+    let kc = token_kubeconfig(&second, "default", token);
+    let me = whoami(&second, &kc).expect("accepted by the second server");
+    assert_eq!(
+        me["status"]["userInfo"]["username"],
+        "system:serviceaccount:shop:default"
+    );
+    // Tokens it issues work on the first one too.
+    let other = second.ok(&["create", "token", "default", "-n", "shop"]);
+    let kc1 = token_kubeconfig(&c, "from-second", other.trim());
+    whoami(&c, &kc1).expect("accepted by the first server");
+    // A server with a key of its own refuses them.
+    let third = Control::start(&c.etcd.url, alone.path(), &["--components", "apiserver"]);
+    assert_ne!(
+        std::fs::read(alone.path().join("pki/sa.key")).expect("own key"),
+        std::fs::read(c.control.dir.join("pki/sa.key")).expect("key")
+    );
+    let kc3 = token_kubeconfig(&third, "default", token);
+    let err = whoami(&third, &kc3).expect_err("another key");
+    assert!(err.contains("Unauthorized"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
