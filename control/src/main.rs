@@ -152,7 +152,7 @@ fn run() -> Result<()> {
         .cluster_cidr
         .parse()
         .with_context(|| format!("--cluster-cidr {:?}", args.cluster_cidr))?;
-    let controller_config = ControllerConfig {
+    let mut controller_config = ControllerConfig {
         enabled: args.controllers.clone(),
         cluster_cidr: Some(cluster_cidr),
         node_cidr_mask_size: args.node_cidr_mask_size,
@@ -171,7 +171,6 @@ fn run() -> Result<()> {
         ..SchedulerConfig::default()
     };
     let kubeconfig = args.kubeconfig.clone();
-    let mut controller_config = controller_config;
     rt.block_on(async move {
         let clients: Arc<dyn ClientFactory> = if components.apiserver {
             let running = server::start(cfg).await.context("start the API server")?;
