@@ -101,6 +101,33 @@ pub async fn client_from_kubeconfig(
     kube::Client::try_from(cfg).map_err(|e| err(&e))
 }
 
+/// The CA (PEM) a kubeconfig trusts for its current cluster, if it names one.
+pub fn ca_from_kubeconfig(path: &std::path::Path) -> Option<String> {
+    let kc = kube::config::Kubeconfig::read_from(path).ok()?;
+    let context = kc.current_context.as_deref()?;
+    let cluster_name = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)?
+        .cluster
+        .as_ref()?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).ok()?;
+        return String::from_utf8(bytes).ok();
+    }
+    let file = cluster.certificate_authority.as_ref()?;
+    std::fs::read_to_string(path.parent()?.join(file)).ok()
+}
+
 /// Who this process is, for leases and events: `<hostname>_<random>` as upstream.
 pub fn identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();

@@ -89,6 +89,10 @@ struct Args {
     /// Most endpoints the EndpointSlice controller puts in one slice (1 to 1000).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_endpoints_per_slice: u16,
+    /// The cluster CA published to every namespace as ConfigMap `kube-root-ca.crt` (default:
+    /// this server's CA, or the CA of `--kubeconfig`).
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -162,13 +166,20 @@ fn run() -> Result<()> {
         .cluster_cidr
         .parse()
         .with_context(|| format!("--cluster-cidr {:?}", args.cluster_cidr))?;
-    let controller_config = ControllerConfig {
+    let mut controller_config = ControllerConfig {
         enabled: args.controllers.clone(),
         cluster_cidr: Some(cluster_cidr),
         node_cidr_mask_size: args.node_cidr_mask_size,
         node_monitor_grace_period: Duration::from_secs(args.node_monitor_grace_period),
         instance: identity.clone(),
         max_endpoints_per_slice: usize::from(args.max_endpoints_per_slice),
+        root_ca: match &args.root_ca_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("--root-ca-file {}", p.display()))?,
+            ),
+            None => None,
+        },
     };
     let scheduler_config = SchedulerConfig {
         instance: identity,
@@ -185,10 +196,16 @@ fn run() -> Result<()> {
                 running.addr.ip()
             };
             let url = format!("https://{}", SocketAddr::new(host, running.addr.port()));
+            if controller_config.root_ca.is_none() {
+                controller_config.root_ca = Some(running.pki.ca_pem().to_string());
+            }
             Arc::new(PkiClients::new(running.pki.clone(), url))
         } else {
             let path = kubeconfig
                 .context("--kubeconfig is required when this process runs no API server")?;
+            if controller_config.root_ca.is_none() {
+                controller_config.root_ca = ketch_control::components::ca_from_kubeconfig(&path);
+            }
             Arc::new(SharedClient(
                 ketch_control::components::client_from_kubeconfig(&path).await?,
             ))

@@ -5,6 +5,7 @@ use crate::admission::allocators::Allocators;
 use crate::api::{ApiConfig, ApiServer};
 use crate::auth::authn::TokenFile;
 use crate::auth::pki::{self, Pki};
+use crate::auth::serviceaccount::TokenKeys;
 use crate::metrics::Metrics;
 use crate::storage::etcd::EtcdStorage;
 use crate::storage::{Condition, Op, Storage, Txn, TxnOutcome};
@@ -45,6 +46,8 @@ pub enum StartError {
     Tls(#[from] crate::api::server::TlsError),
     #[error("tokens: {0}")]
     Tokens(#[from] crate::auth::authn::AuthnError),
+    #[error("service account key: {0}")]
+    ServiceAccountKey(#[from] crate::auth::serviceaccount::TokenError),
     #[error("storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("bootstrap: {0}")]
@@ -138,6 +141,7 @@ pub async fn start(cfg: ControlConfig) -> Result<Running, StartError> {
         Some(p) => TokenFile::load(p)?,
         None => TokenFile::default(),
     };
+    let sa_keys = TokenKeys::load_or_create(pki.dir())?;
     let metrics = Arc::new(Metrics::new());
     let storage: Arc<dyn Storage> = EtcdStorage::new(cfg.etcd_servers.clone(), metrics.clone())?;
     // Wait for etcd: a cluster brought up together may start its API server first.
@@ -158,7 +162,15 @@ pub async fn start(cfg: ControlConfig) -> Result<Running, StartError> {
         not_ready_toleration_seconds: cfg.default_toleration_seconds.0,
         unreachable_toleration_seconds: cfg.default_toleration_seconds.1,
     };
-    let api = ApiServer::new(cfg.api.clone(), storage.clone(), metrics, tokens, admission).await?;
+    let api = ApiServer::new(
+        cfg.api.clone(),
+        storage.clone(),
+        metrics,
+        tokens,
+        sa_keys,
+        admission,
+    )
+    .await?;
     tokio::spawn(crate::api::server::serve(listener, tls, api.clone()));
     crate::bootstrap::run(&api, cfg.advertise, addr.port()).await?;
     if !cfg.compaction_interval.is_zero() {

@@ -8,6 +8,7 @@ pub mod field;
 mod json;
 pub mod names;
 pub(crate) mod quantity;
+pub mod serviceaccount;
 pub mod strategy;
 pub mod validation;
 #[cfg(test)]
@@ -69,6 +70,10 @@ impl Admission {
             }
             ("", "Pod") if old.is_none() => {
                 pod_service_account(obj);
+                // NamespaceLifecycle comes first upstream: no waiting for the service account
+                // of a namespace that is going away.
+                namespace_accepts(store, meta::namespace(obj)).await?;
+                serviceaccount::admit_pod(store, obj).await?;
                 default_tolerations(
                     obj,
                     self.not_ready_toleration_seconds,

@@ -20,6 +20,7 @@ pub mod write;
 use crate::admission::Admission;
 use crate::auth::authn::{TokenFile, UserInfo};
 use crate::auth::authz::{Attributes, Authorizer, Decision};
+use crate::auth::serviceaccount::{self as sa_tokens, Invalid, TokenKeys};
 use crate::metrics::Metrics;
 use crate::registry::resources::{self, Resource, Storage as StorageKind, Sub};
 use crate::registry::store::{self, Store};
@@ -75,6 +76,8 @@ pub struct ApiServer {
     pub catalog: Catalog,
     pub metrics: Arc<Metrics>,
     pub tokens: TokenFile,
+    /// Signs and verifies service account tokens.
+    pub sa_keys: TokenKeys,
     pub authorizer: Arc<Authorizer>,
     pub admission: Admission,
     pub openapi: openapi::Documents,
@@ -118,6 +121,7 @@ impl ApiServer {
         storage: Arc<dyn Storage>,
         metrics: Arc<Metrics>,
         tokens: TokenFile,
+        sa_keys: TokenKeys,
         admission: Admission,
     ) -> Result<Arc<ApiServer>, crate::storage::StorageError> {
         let catalog = Catalog::build(
@@ -154,6 +158,7 @@ impl ApiServer {
             catalog,
             metrics,
             tokens,
+            sa_keys,
             authorizer,
             admission,
             openapi,
@@ -202,7 +207,7 @@ impl ApiServer {
         route: Route,
         client: Option<UserInfo>,
     ) -> ApiResult<Response<Body>> {
-        let user = self.authenticate(&parts.headers, client)?;
+        let user = self.authenticate(&parts.headers, client).await?;
         let user = self.impersonate(&parts.headers, user)?;
         let accept = parts
             .headers
@@ -273,22 +278,68 @@ impl ApiServer {
         }
     }
 
-    fn authenticate(&self, headers: &HeaderMap, client: Option<UserInfo>) -> ApiResult<UserInfo> {
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        client: Option<UserInfo>,
+    ) -> ApiResult<UserInfo> {
         if let Some(auth) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             && let Some(token) = auth.strip_prefix("Bearer ").map(str::trim)
         {
             // A presented token must be valid even if a certificate is present too.
-            return self
-                .tokens
-                .authenticate(token)
-                .map(UserInfo::authenticated)
-                .ok_or_else(ApiError::unauthorized);
+            return match self.authenticate_token(token, &[]).await {
+                Some(Ok((user, _))) => Ok(user),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "bearer token refused");
+                    Err(ApiError::unauthorized())
+                }
+                None => Err(ApiError::unauthorized()),
+            };
         }
         client
             .map(UserInfo::authenticated)
             .ok_or_else(ApiError::unauthorized)
+    }
+
+    /// A bearer token's user and the audiences it is good for among `audiences` (the API's own
+    /// when empty): static tokens, then service account JWTs. `None`: no authenticator knows it.
+    pub async fn authenticate_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Option<Result<(UserInfo, Vec<String>), Invalid>> {
+        let audiences: Vec<String> = if audiences.is_empty() {
+            vec![sa_tokens::ISSUER.to_string()]
+        } else {
+            audiences.to_vec()
+        };
+        if let Some(u) = self.tokens.authenticate(token) {
+            return Some(Ok((u.authenticated(), audiences)));
+        }
+        let now = jiff::Timestamp::now().as_second();
+        let (claims, good) = match self.sa_keys.verify(token, &audiences, now)? {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut current = Vec::new();
+        for (plural, ns, name) in sa_tokens::bound_objects(&claims) {
+            current.push(self.current_object(plural, &ns, &name).await);
+        }
+        let checked = sa_tokens::check_bindings(&claims, now, &current);
+        Some(checked.map(|()| (claims.user_info(), good)))
+    }
+
+    /// A core/v1 object from the watch cache, or from etcd if the cache has not seen it yet.
+    async fn current_object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let r = resources::find("", "v1", plural)?;
+        if let Ok(cache) = self.cache(r)
+            && let Some(v) = cache.get(&r.key(namespace, name))
+        {
+            return Some(v.as_ref().clone());
+        }
+        self.store.get(r, namespace, name).await.ok().flatten()
     }
 
     /// `Impersonate-User` / `-Group` / `-Uid` headers (`kubectl --as`), each authorized.

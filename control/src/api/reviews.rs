@@ -53,8 +53,21 @@ pub async fn create(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<R
                 .pointer("/spec/token")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            match api.tokens.authenticate(token) {
-                Some(u) => json!({"authenticated": true, "user": user_json(&u.authenticated())}),
+            let audiences: Vec<String> = review
+                .pointer("/spec/audiences")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            match api.authenticate_token(token, &audiences).await {
+                Some(Ok((u, auds))) => {
+                    json!({"authenticated": true, "user": user_json(&u), "audiences": auds})
+                }
+                Some(Err(e)) => json!({"authenticated": false, "error": e.to_string()}),
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
             }
         }

@@ -1,5 +1,5 @@
-//! Subresources beyond status: scale, pod binding and eviction, namespace finalize, and the
-//! node-served ones (log, exec, attach, port-forward, proxy).
+//! Subresources beyond status: scale, pod binding and eviction, namespace finalize, service
+//! account tokens, and the node-served ones (log, exec, attach, port-forward, proxy).
 
 use super::decode;
 use super::negotiate::{self, BodyType};
@@ -36,6 +36,7 @@ pub async fn handle(
         (Sub::Finalize, "update") => super::write::update(api, ctx, body).await,
         (Sub::Binding, "create") => bind(api, ctx, body).await,
         (Sub::Eviction, "create") => evict(api, ctx, body).await,
+        (Sub::Token, "create") => token_request(api, ctx, body).await,
         (Sub::Log | Sub::Exec | Sub::Attach | Sub::PortForward | Sub::Proxy, _) => {
             node_served(api, ctx, sub).await
         }
@@ -363,6 +364,215 @@ async fn charge_disruption_budget(api: &Arc<ApiServer>, pod: &Value) -> ApiResul
             })?;
     }
     Ok(())
+}
+
+/// A 422 about a TokenRequest field, worded as kube-apiserver does.
+fn token_request_invalid(name: &str, field: &str, message: String) -> ApiError {
+    ApiError {
+        details: Some(
+            json!({"name": name, "group": "authentication.k8s.io", "kind": "TokenRequest",
+            "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]}),
+        ),
+        ..ApiError::new(
+            422,
+            "Invalid",
+            format!("TokenRequest.authentication.k8s.io \"{name}\" is invalid: {field}: {message}"),
+        )
+    }
+}
+
+/// `serviceaccounts/<name>/token` (TokenRequest): a signed token for the service account,
+/// optionally bound to a pod, secret or node.
+async fn token_request(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Response<Body>> {
+    use crate::auth::serviceaccount::{self as sat, Binding, Claims, Ref};
+    let (mut req, _) = decode::object_body(ctx, body)?;
+    let (ns, name) = (ctx.path.namespace.as_str(), ctx.path.name.as_str());
+    if !req.is_object() {
+        return Err(ApiError::bad_request(
+            "a TokenRequest must be a JSON object",
+        ));
+    }
+    for (field, want) in [("name", name), ("namespace", ns)] {
+        if let Some(got) = req
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty() && *v != want)
+        {
+            return Err(token_request_invalid(
+                name,
+                &format!("metadata.{field}"),
+                format!(
+                    "Invalid value: \"{got}\": must match the service account {field} if specified"
+                ),
+            ));
+        }
+    }
+    let expiration = match req.pointer("/spec/expirationSeconds") {
+        None | Some(Value::Null) => sat::DEFAULT_EXPIRATION_SECONDS,
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| ApiError::bad_request("spec.expirationSeconds must be an integer"))?,
+    };
+    if expiration < sat::MIN_EXPIRATION_SECONDS {
+        return Err(token_request_invalid(
+            name,
+            "spec.expirationSeconds",
+            format!("Invalid value: {expiration}: may not specify a duration less than 10 minutes"),
+        ));
+    }
+    if expiration > i64::from(u32::MAX) {
+        return Err(token_request_invalid(
+            name,
+            "spec.expirationSeconds",
+            format!(
+                "Invalid value: {expiration}: may not specify a duration larger than 2^32 seconds"
+            ),
+        ));
+    }
+    let mut audiences: Vec<String> = req
+        .pointer("/spec/audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if audiences.is_empty() {
+        audiences = vec![sat::ISSUER.to_string()];
+    }
+    let sa = api.store.get_existing(ctx.resource(), ns, name).await?;
+    let sa_ref = Ref {
+        name: name.to_string(),
+        uid: meta::uid(&sa).to_string(),
+    };
+    let core = |plural: &str| {
+        resources::find("", "v1", plural)
+            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+    };
+    let mut binding = Binding::default();
+    let bound = req
+        .pointer("/spec/boundObjectRef")
+        .filter(|b| !b.is_null())
+        .cloned();
+    if let Some(b) = &bound {
+        let field = |k: &str| {
+            b.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (api_version, kind, obj_name, want_uid) = (
+            field("apiVersion"),
+            field("kind"),
+            field("name"),
+            field("uid"),
+        );
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version.as_str()),
+        };
+        let (plural, namespace) = match (group, kind.as_str()) {
+            ("", "Pod") => ("pods", ns),
+            ("", "Secret") => ("secrets", ns),
+            ("", "Node") => ("nodes", ""),
+            _ => {
+                // Go's GroupVersionKind.String()
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token to object of type {group}/{version}, Kind={kind}"
+                )));
+            }
+        };
+        let r = core(plural)?;
+        let obj = api.store.get_existing(r, namespace, &obj_name).await?;
+        let uid = meta::uid(&obj).to_string();
+        if !want_uid.is_empty() && want_uid != uid {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {kind} \"{obj_name}\": the UID in the bound object reference ({want_uid}) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
+                ),
+            ));
+        }
+        let this = Some(Ref {
+            name: obj_name.clone(),
+            uid,
+        });
+        match plural {
+            "pods" => {
+                let runs_as = meta::str_at(&obj, "/spec/serviceAccountName").unwrap_or_default();
+                if runs_as != name {
+                    return Err(ApiError::bad_request(format!(
+                        "cannot bind token for serviceaccount \"{name}\" to pod running with different serviceaccount name."
+                    )));
+                }
+                binding.pod = this;
+                // The node a pod runs on is named in its tokens (informational).
+                let node = meta::str_at(&obj, "/spec/nodeName").unwrap_or_default();
+                if !node.is_empty()
+                    && let Some(n) = api.store.get(core("nodes")?, "", node).await?
+                {
+                    binding.node = Some(Ref {
+                        name: node.to_string(),
+                        uid: meta::uid(&n).to_string(),
+                    });
+                }
+            }
+            "secrets" => binding.secret = this,
+            _ => binding.node = this,
+        }
+    }
+    // Kubelets ask for 3607 s; such pod tokens are valid for a year but warn after 3607 s.
+    let (lifetime, warn_after) = if binding.pod.is_some()
+        && expiration == sat::WARN_ONLY_EXPIRATION_SECONDS
+        && audiences.iter().any(|a| a == sat::ISSUER)
+    {
+        (sat::EXTENDED_EXPIRATION_SECONDS, Some(expiration))
+    } else {
+        (expiration, None)
+    };
+    let now = jiff::Timestamp::now();
+    let claims = Claims::new(
+        ns,
+        sa_ref,
+        binding,
+        audiences.clone(),
+        now.as_second(),
+        lifetime,
+        warn_after,
+    );
+    let token = if ctx.query.dry_run {
+        String::new()
+    } else {
+        api.sa_keys
+            .sign(&claims)
+            .map_err(|e| ApiError::internal(format!("failed to generate token: {e}")))?
+    };
+    let expires = now + jiff::SignedDuration::from_secs(expiration);
+    let m = meta::metadata_mut(&mut req);
+    m.insert("name".into(), json!(name));
+    m.insert("namespace".into(), json!(ns));
+    m.insert("creationTimestamp".into(), json!(meta::format_time(now)));
+    if let Value::Object(o) = &mut req {
+        o.insert("kind".into(), json!("TokenRequest"));
+        o.insert("apiVersion".into(), json!("authentication.k8s.io/v1"));
+        o.insert(
+            "spec".into(),
+            json!({"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": bound}),
+        );
+        o.insert(
+            "status".into(),
+            json!({"token": token, "expirationTimestamp": meta::format_time(expires)}),
+        );
+    }
+    Ok(object_response(
+        StatusCode::CREATED,
+        &req,
+        ctx.output,
+        ctx.query.pretty,
+    ))
 }
 
 /// Log, exec, attach, port-forward and proxy are served by the node the pod runs on.

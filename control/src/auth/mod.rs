@@ -5,3 +5,4 @@ pub mod authz;
 pub mod bootstrap;
 pub mod pki;
 pub mod rbac;
+pub mod serviceaccount;

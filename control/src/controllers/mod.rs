@@ -7,6 +7,11 @@ pub mod endpointslice;
 pub mod endpointutil;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod discovery;
+pub mod garbagecollector;
+pub mod namespace;
+pub mod rootca;
+pub mod serviceaccount;
 pub mod util;
 
 use futures::future::BoxFuture;
@@ -55,6 +60,8 @@ pub struct ControllerConfig {
     pub instance: String,
     /// Most endpoints in one EndpointSlice (`--max-endpoints-per-slice`).
     pub max_endpoints_per_slice: usize,
+    /// The cluster CA (PEM) published in every namespace (`--root-ca-file`).
+    pub root_ca: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -66,6 +73,7 @@ impl Default for ControllerConfig {
             node_monitor_grace_period: Duration::from_secs(40),
             instance: "ketch-control".into(),
             max_endpoints_per_slice: 100,
+            root_ca: None,
         }
     }
 }
@@ -173,6 +181,10 @@ pub fn all() -> Vec<(&'static str, Runner)> {
         (nodelifecycle::NAME, |ctx, stop| {
             Box::pin(nodelifecycle::run(ctx, stop))
         }),
+        (garbagecollector::NAME, garbagecollector::run),
+        (namespace::NAME, namespace::run),
+        (rootca::NAME, rootca::run),
+        (serviceaccount::NAME, serviceaccount::run),
     ]
 }
 
