@@ -2,7 +2,11 @@
 //! with its own identity (a service account of kube-system, as kube-controller-manager's
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
+pub mod daemonset;
+pub mod history;
+pub mod statefulset;
 pub mod util;
+pub mod workload;
 
 use futures::future::BoxFuture;
 use ipnetwork::Ipv4Network;
@@ -156,7 +160,10 @@ type Runner =
 
 /// Every controller, by the name `--controllers` uses.
 pub fn all() -> Vec<(&'static str, Runner)> {
-    vec![]
+    vec![
+        ("statefulset", statefulset::run),
+        ("daemonset", daemonset::run),
+    ]
 }
 
 /// Runs every enabled controller until `stop`; a controller that fails is restarted.
