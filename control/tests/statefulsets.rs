@@ -64,9 +64,10 @@ async fn record_pods(api: &ApiClient, selector: &str) -> Arc<Mutex<Vec<Seen>>> {
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
             let o = &ev["object"];
-            let ready = o["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            let ready = o["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
             out.lock().expect("lock").push(Seen {
                 kind: ev["type"].as_str().unwrap_or("").to_string(),
                 name: o["metadata"]["name"].as_str().unwrap_or("").to_string(),
@@ -177,7 +178,9 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
     // A second set going through the controller proves it has been busy since web-0 ran.
     c.ok_in(
         &["apply", "-f", "-"],
-        &WEB.split("---").nth(1).expect("sts part")
+        &WEB.split("---")
+            .nth(1)
+            .expect("sts part")
             .replace("name: web", "name: probe")
             .replace("app: nginx", "app: probe")
             .replace("replicas: 3", "replicas: 1"),
@@ -185,7 +188,11 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
     wait_pods_ready(&pods, "app=probe", &["probe-0"], None).await;
     assert_eq!(pod_names(&pods, "app=nginx").await, vec!["web-0"]);
     let st = sts_status(&sets, "web").await;
-    assert_eq!((st["replicas"].as_i64(), st["readyReplicas"].as_i64()), (Some(1), Some(0)), "{st}");
+    assert_eq!(
+        (st["replicas"].as_i64(), st["readyReplicas"].as_i64()),
+        (Some(1), Some(0)),
+        "{st}"
+    );
 
     // web-0 turns Ready (the kubelet sees the change on the pod's next event).
     not_ready.lock().expect("lock").clear();
@@ -196,7 +203,10 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
         for (prev, next) in [("web-0", "web-1"), ("web-1", "web-2")] {
             let ready = first(&log, 0, |s| s.name == prev && s.ready).expect("ready seen");
             let added = first(&log, 0, |s| s.name == next && s.kind == "ADDED").expect("added");
-            assert!(ready < added, "{next} created before {prev} was Ready: {log:?}");
+            assert!(
+                ready < added,
+                "{next} created before {prev} was Ready: {log:?}"
+            );
         }
     }
     let out = c.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
@@ -205,14 +215,27 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
 
     // Identity, storage and revision of each pod.
     let st = sts_status(&sets, "web").await;
-    let revision = st["updateRevision"].as_str().expect("updateRevision").to_string();
-    assert_eq!(st["currentRevision"].as_str(), Some(revision.as_str()), "{st}");
+    let revision = st["updateRevision"]
+        .as_str()
+        .expect("updateRevision")
+        .to_string();
+    assert_eq!(
+        st["currentRevision"].as_str(),
+        Some(revision.as_str()),
+        "{st}"
+    );
     for i in 0..3 {
         let name = format!("web-{i}");
         let p = pods.get(&name).await.expect("pod");
         let labels = p.metadata.labels.clone().unwrap_or_default();
-        assert_eq!(labels.get("statefulset.kubernetes.io/pod-name"), Some(&name));
-        assert_eq!(labels.get("apps.kubernetes.io/pod-index"), Some(&i.to_string()));
+        assert_eq!(
+            labels.get("statefulset.kubernetes.io/pod-name"),
+            Some(&name)
+        );
+        assert_eq!(
+            labels.get("apps.kubernetes.io/pod-index"),
+            Some(&i.to_string())
+        );
         assert_eq!(labels.get("controller-revision-hash"), Some(&revision));
         let spec = p.spec.expect("spec");
         assert_eq!(spec.hostname.as_deref(), Some(name.as_str()));
@@ -228,7 +251,11 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
         assert_eq!(vol.claim_name, claim);
         let pvc = claims.get(&claim).await.expect("claim exists");
         assert_eq!(
-            pvc.metadata.labels.as_ref().and_then(|l| l.get("app")).map(String::as_str),
+            pvc.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .map(String::as_str),
             Some("nginx")
         );
         // Retain (the default): the claim outlives pods and set.
@@ -236,10 +263,28 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
     }
     let revs = c.json(&["get", "controllerrevisions", "-l", "app=nginx"]);
     assert_eq!(revs["items"].as_array().map(Vec::len), Some(1), "{revs}");
-    assert_eq!(revs["items"][0]["metadata"]["name"].as_str(), Some(revision.as_str()));
-    let events = c.ok(&["get", "events", "--field-selector", "involvedObject.name=web", "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}"]);
-    assert!(events.contains("SuccessfulCreate: create Pod web-0 in StatefulSet web successful"), "{events}");
-    assert!(events.contains("SuccessfulCreate: create Claim www-web-2 Pod web-2 in StatefulSet web success"), "{events}");
+    assert_eq!(
+        revs["items"][0]["metadata"]["name"].as_str(),
+        Some(revision.as_str())
+    );
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.contains("SuccessfulCreate: create Pod web-0 in StatefulSet web successful"),
+        "{events}"
+    );
+    assert!(
+        events.contains(
+            "SuccessfulCreate: create Claim www-web-2 Pod web-2 in StatefulSet web success"
+        ),
+        "{events}"
+    );
 
     // Scale down: web-2 goes first, and web-1 only once web-2 is gone.
     let mark = log.lock().expect("lock").len();
@@ -247,30 +292,57 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
     wait_pods_ready(&pods, "app=nginx", &["web-0"], None).await;
     {
         let log = log.lock().expect("lock").clone();
-        let gone2 = first(&log, mark, |s| s.name == "web-2" && s.kind == "DELETED").expect("web-2 deleted");
+        let gone2 =
+            first(&log, mark, |s| s.name == "web-2" && s.kind == "DELETED").expect("web-2 deleted");
         let del1 = first(&log, mark, |s| s.name == "web-1" && s.deleting).expect("web-1 deleting");
-        assert!(gone2 < del1, "web-1 deleted before web-2 was gone: {:?}", &log[mark..]);
+        assert!(
+            gone2 < del1,
+            "web-1 deleted before web-2 was gone: {:?}",
+            &log[mark..]
+        );
     }
     // The claims stay (Retain).
     for i in 0..3 {
-        claims.get(&format!("www-web-{i}")).await.expect("claim kept");
+        claims
+            .get(&format!("www-web-{i}"))
+            .await
+            .expect("claim kept");
     }
     c.ok(&["scale", "statefulset", "web", "--replicas=3"]);
     wait_pods_ready(&pods, "app=nginx", &["web-0", "web-1", "web-2"], None).await;
 
     // Rolling update: replaced from the highest ordinal down, each after the previous is Ready.
     let mark = log.lock().expect("lock").len();
-    c.ok(&["set", "image", "statefulset/web", "nginx=registry.k8s.io/nginx-slim:0.22"]);
+    c.ok(&[
+        "set",
+        "image",
+        "statefulset/web",
+        "nginx=registry.k8s.io/nginx-slim:0.22",
+    ]);
     let out = c.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
     assert!(out.contains("roll out complete: 3 new pods"), "{out}");
-    wait_pods_ready(&pods, "app=nginx", &["web-0", "web-1", "web-2"], Some("registry.k8s.io/nginx-slim:0.22")).await;
+    wait_pods_ready(
+        &pods,
+        "app=nginx",
+        &["web-0", "web-1", "web-2"],
+        Some("registry.k8s.io/nginx-slim:0.22"),
+    )
+    .await;
     {
         let log = log.lock().expect("lock").clone();
-        let del = |n: &str| first(&log, mark, |s| s.name == n && s.deleting).expect("deleted for update");
+        let del =
+            |n: &str| first(&log, mark, |s| s.name == n && s.deleting).expect("deleted for update");
         let ready_new = |n: &str| {
-            first(&log, mark, |s| s.name == n && s.ready && s.image.ends_with("0.22")).expect("new pod ready")
+            first(&log, mark, |s| {
+                s.name == n && s.ready && s.image.ends_with("0.22")
+            })
+            .expect("new pod ready")
         };
-        assert!(del("web-2") < del("web-1") && del("web-1") < del("web-0"), "{:?}", &log[mark..]);
+        assert!(
+            del("web-2") < del("web-1") && del("web-1") < del("web-0"),
+            "{:?}",
+            &log[mark..]
+        );
         assert!(ready_new("web-2") < del("web-1"), "{:?}", &log[mark..]);
         assert!(ready_new("web-1") < del("web-0"), "{:?}", &log[mark..]);
     }
@@ -281,10 +353,24 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
     assert_eq!(revs["items"].as_array().map(Vec::len), Some(2), "{revs}");
 
     // A partition stops the update above it: only web-2 moves to the new template.
-    c.ok(&["patch", "statefulset", "web", "-p", r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}"#]);
-    c.ok(&["set", "image", "statefulset/web", "nginx=registry.k8s.io/nginx-slim:0.23"]);
+    c.ok(&[
+        "patch",
+        "statefulset",
+        "web",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}"#,
+    ]);
+    c.ok(&[
+        "set",
+        "image",
+        "statefulset/web",
+        "nginx=registry.k8s.io/nginx-slim:0.23",
+    ]);
     let out = c.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
-    assert!(out.contains("partitioned roll out complete: 1 new pods"), "{out}");
+    assert!(
+        out.contains("partitioned roll out complete: 1 new pods"),
+        "{out}"
+    );
     wait_for_async("web-2 on the new image", || async {
         let p = pods.get("web-2").await.ok()?;
         let img = p.spec?.containers.first()?.image.clone()?;
@@ -296,14 +382,69 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
     assert_eq!(st["updatedReplicas"].as_i64(), Some(1), "{st}");
     for name in ["web-0", "web-1"] {
         let p = pods.get(name).await.expect("pod");
-        let img = p.spec.and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
-        assert_eq!(img.as_deref(), Some("registry.k8s.io/nginx-slim:0.22"), "{name}");
+        let img = p
+            .spec
+            .and_then(|s| s.containers.first().and_then(|c| c.image.clone()));
+        assert_eq!(
+            img.as_deref(),
+            Some("registry.k8s.io/nginx-slim:0.22"),
+            "{name}"
+        );
     }
     // Lowering the partition lets the rest follow.
-    c.ok(&["patch", "statefulset", "web", "-p", r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}"#]);
+    c.ok(&[
+        "patch",
+        "statefulset",
+        "web",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}"#,
+    ]);
     let out = c.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
     assert!(out.contains("roll out complete: 3 new pods"), "{out}");
-    wait_pods_ready(&pods, "app=nginx", &["web-0", "web-1", "web-2"], Some("registry.k8s.io/nginx-slim:0.23")).await;
+    wait_pods_ready(
+        &pods,
+        "app=nginx",
+        &["web-0", "web-1", "web-2"],
+        Some("registry.k8s.io/nginx-slim:0.23"),
+    )
+    .await;
+
+    // The revisions serve kubectl's history and undo.
+    let history = c.ok(&["rollout", "history", "statefulset/web"]);
+    for rev in ["1", "2", "3"] {
+        assert!(
+            history.lines().any(|l| l.trim_start().starts_with(rev)),
+            "{history}"
+        );
+    }
+    c.ok(&["rollout", "undo", "statefulset/web"]);
+    let out = c.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
+    assert!(out.contains("roll out complete: 3 new pods"), "{out}");
+    wait_pods_ready(
+        &pods,
+        "app=nginx",
+        &["web-0", "web-1", "web-2"],
+        Some("registry.k8s.io/nginx-slim:0.22"),
+    )
+    .await;
+    // Rolling back reuses revision 2 as revision 4 rather than recording a copy.
+    let revs = c.json(&[
+        "get",
+        "controllerrevisions",
+        "-l",
+        "app=nginx",
+        "--sort-by=.revision",
+    ]);
+    let numbers: Vec<i64> = revs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["revision"].as_i64())
+        .collect();
+    assert_eq!(numbers, vec![1, 3, 4], "{revs}");
+    let st = sts_status(&sets, "web").await;
+    let newest = revs["items"][2]["metadata"]["name"].as_str().expect("name");
+    assert_eq!(st["updateRevision"].as_str(), Some(newest), "{st}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -342,19 +483,58 @@ spec:
         let pvc = claims.get(&format!("data-db-{i}")).await.expect("claim");
         let refs = pvc.metadata.owner_references.unwrap_or_default();
         assert_eq!(refs.len(), 1, "{refs:?}");
-        assert_eq!((refs[0].kind.as_str(), refs[0].uid.as_str()), ("StatefulSet", set_uid.as_str()));
+        assert_eq!(
+            (refs[0].kind.as_str(), refs[0].uid.as_str()),
+            ("StatefulSet", set_uid.as_str())
+        );
         assert_eq!(refs[0].controller, Some(true));
     }
     // Delete on scale-down: the claim of a removed pod passes to the pod, so it goes with it.
-    let pod2_uid = pods.get("db-2").await.expect("db-2").metadata.uid.expect("uid");
+    let pod2_uid = pods
+        .get("db-2")
+        .await
+        .expect("db-2")
+        .metadata
+        .uid
+        .expect("uid");
     c.ok(&["scale", "statefulset", "db", "--replicas=2"]);
     wait_pods_ready(&pods, "app=db", &["db-0", "db-1"], None).await;
     let pvc = claims.get("data-db-2").await.expect("claim");
     let refs = pvc.metadata.owner_references.unwrap_or_default();
     assert_eq!(refs.len(), 1, "{refs:?}");
-    assert_eq!((refs[0].kind.as_str(), refs[0].name.as_str(), refs[0].uid.as_str()), ("Pod", "db-2", pod2_uid.as_str()));
+    assert_eq!(
+        (
+            refs[0].kind.as_str(),
+            refs[0].name.as_str(),
+            refs[0].uid.as_str()
+        ),
+        ("Pod", "db-2", pod2_uid.as_str())
+    );
     let out = c.ok(&["rollout", "status", "statefulset/db", "--timeout=60s"]);
     assert!(out.contains("complete"), "{out}");
+
+    // An orphan that looks like a member is adopted, then removed as beyond the replicas.
+    c.ok_in(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: db-9, labels: {app: db}}\nspec:\n  containers: [{name: db, image: postgres:17}]\n",
+    );
+    wait_for_async("db-9 adopted and removed", || async {
+        pods.get_opt("db-9").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=db",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("delete Pod db-9 in StatefulSet db successful"),
+        "{events}"
+    );
+    wait_pods_ready(&pods, "app=db", &["db-0", "db-1"], None).await;
 }
 
 const NODE_LABELS: &[(&str, &str)] = &[];
@@ -378,9 +558,17 @@ spec:
 
 /// Node of each live (not terminating) pod matching `selector`, once every one is Ready and
 /// they are on exactly `want` nodes.
-async fn wait_daemon_pods(pods: &Api<Pod>, selector: &str, want: &[&str], image: Option<&str>) -> BTreeMap<String, Pod> {
+async fn wait_daemon_pods(
+    pods: &Api<Pod>,
+    selector: &str,
+    want: &[&str],
+    image: Option<&str>,
+) -> BTreeMap<String, Pod> {
     wait_for_async(&format!("{selector} pods on {want:?}"), || async {
-        let list = pods.list(&ListParams::default().labels(selector)).await.ok()?;
+        let list = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .ok()?;
         let mut by_node = BTreeMap::new();
         for p in list.items {
             let ready = p
@@ -390,7 +578,10 @@ async fn wait_daemon_pods(pods: &Api<Pod>, selector: &str, want: &[&str], image:
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
             let node = p.spec.as_ref()?.node_name.clone().unwrap_or_default();
             let img = p.spec.as_ref()?.containers.first()?.image.clone();
-            if !ready || p.metadata.deletion_timestamp.is_some() || image.is_some_and(|i| img.as_deref() != Some(i)) {
+            if !ready
+                || p.metadata.deletion_timestamp.is_some()
+                || image.is_some_and(|i| img.as_deref() != Some(i))
+            {
                 return None;
             }
             if by_node.insert(node, p).is_some() {
@@ -410,7 +601,11 @@ async fn daemonset_runs_one_pod_per_eligible_node_and_rolls_updates() {
     let client = api.client.clone();
     let _nodes = FakeNodes::start(
         client.clone(),
-        &[("n1", NODE_LABELS, "2", "4Gi"), ("n2", NODE_LABELS, "2", "4Gi"), ("n3", NODE_LABELS, "2", "4Gi")],
+        &[
+            ("n1", NODE_LABELS, "2", "4Gi"),
+            ("n2", NODE_LABELS, "2", "4Gi"),
+            ("n3", NODE_LABELS, "2", "4Gi"),
+        ],
         None,
     )
     .await;
@@ -434,7 +629,13 @@ async fn daemonset_runs_one_pod_per_eligible_node_and_rolls_updates() {
         .tolerations
         .iter()
         .flatten()
-        .map(|t| format!("{}:{}", t.key.clone().unwrap_or_default(), t.effect.clone().unwrap_or_default()))
+        .map(|t| {
+            format!(
+                "{}:{}",
+                t.key.clone().unwrap_or_default(),
+                t.effect.clone().unwrap_or_default()
+            )
+        })
         .collect();
     for want in [
         "node.kubernetes.io/not-ready:NoExecute",
@@ -444,25 +645,58 @@ async fn daemonset_runs_one_pod_per_eligible_node_and_rolls_updates() {
         "node.kubernetes.io/pid-pressure:NoSchedule",
         "node.kubernetes.io/unschedulable:NoSchedule",
     ] {
-        assert!(tolerations.iter().any(|t| t == want), "{want} missing from {tolerations:?}");
+        assert!(
+            tolerations.iter().any(|t| t == want),
+            "{want} missing from {tolerations:?}"
+        );
     }
     assert!(pod.metadata.generate_name.as_deref() == Some("x-"));
     let owner = pod.metadata.owner_references.clone().unwrap_or_default();
-    assert_eq!((owner[0].kind.as_str(), owner[0].name.as_str(), owner[0].controller), ("DaemonSet", "x", Some(true)));
+    assert_eq!(
+        (
+            owner[0].kind.as_str(),
+            owner[0].name.as_str(),
+            owner[0].controller
+        ),
+        ("DaemonSet", "x", Some(true))
+    );
     let st = serde_json::to_value(sets.get("x").await.expect("ds").status).expect("status");
     assert_eq!(
-        (st["desiredNumberScheduled"].as_i64(), st["currentNumberScheduled"].as_i64(), st["numberReady"].as_i64(),
-         st["numberAvailable"].as_i64(), st["updatedNumberScheduled"].as_i64(), st["numberMisscheduled"].as_i64()),
+        (
+            st["desiredNumberScheduled"].as_i64(),
+            st["currentNumberScheduled"].as_i64(),
+            st["numberReady"].as_i64(),
+            st["numberAvailable"].as_i64(),
+            st["updatedNumberScheduled"].as_i64(),
+            st["numberMisscheduled"].as_i64()
+        ),
         (Some(2), Some(2), Some(2), Some(2), Some(2), Some(0)),
         "{st}"
     );
-    let events = c.ok(&["get", "events", "--field-selector", "involvedObject.name=x", "-o", "jsonpath={.items[*].message}"]);
-    assert!(events.contains(&format!("Created pod: {}", pod.metadata.name.clone().unwrap_or_default())), "{events}");
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=x",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains(&format!(
+            "Created pod: {}",
+            pod.metadata.name.clone().unwrap_or_default()
+        )),
+        "{events}"
+    );
 
     // ...unless the template tolerates its taint.
     c.ok_in(
         &["apply", "-f", "-"],
-        &ds_yaml("tol", "agent:1", "      tolerations: [{key: dedicated, operator: Exists, effect: NoSchedule}]"),
+        &ds_yaml(
+            "tol",
+            "agent:1",
+            "      tolerations: [{key: dedicated, operator: Exists, effect: NoSchedule}]",
+        ),
     );
     wait_daemon_pods(&pods, "app=tol", &["n1", "n2", "n3"], None).await;
 
@@ -471,7 +705,10 @@ async fn daemonset_runs_one_pod_per_eligible_node_and_rolls_updates() {
     wait_daemon_pods(&pods, "app=x", &["n1", "n2", "n4"], None).await;
 
     // A node selector: pods follow the label on and off nodes.
-    c.ok_in(&["apply", "-f", "-"], &ds_yaml("edge", "agent:1", "      nodeSelector: {role: edge}"));
+    c.ok_in(
+        &["apply", "-f", "-"],
+        &ds_yaml("edge", "agent:1", "      nodeSelector: {role: edge}"),
+    );
     c.ok(&["label", "node", "n1", "n2", "role=edge"]);
     wait_daemon_pods(&pods, "app=edge", &["n1", "n2"], None).await;
     c.ok(&["label", "node", "n1", "role-"]);
@@ -497,43 +734,101 @@ async fn daemonset_runs_one_pod_per_eligible_node_and_rolls_updates() {
     }
     let hashes: HashSet<String> = placed
         .values()
-        .filter_map(|p| p.metadata.labels.as_ref()?.get("controller-revision-hash").cloned())
+        .filter_map(|p| {
+            p.metadata
+                .labels
+                .as_ref()?
+                .get("controller-revision-hash")
+                .cloned()
+        })
         .collect();
     assert_eq!(hashes.len(), 1, "{hashes:?}");
     let revs = c.json(&["get", "controllerrevisions", "-l", "app=x"]);
     assert_eq!(revs["items"].as_array().map(Vec::len), Some(2), "{revs}");
     let st = serde_json::to_value(sets.get("x").await.expect("ds").status).expect("status");
-    assert_eq!((st["updatedNumberScheduled"].as_i64(), st["numberAvailable"].as_i64()), (Some(3), Some(3)), "{st}");
+    assert_eq!(
+        (
+            st["updatedNumberScheduled"].as_i64(),
+            st["numberAvailable"].as_i64()
+        ),
+        (Some(3), Some(3)),
+        "{st}"
+    );
 
     // maxSurge: the new pod starts before the old one goes.
-    c.ok(&["patch", "ds", "x", "-p", r#"{"spec":{"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}}}}"#]);
+    c.ok(&[
+        "patch",
+        "ds",
+        "x",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}}}}"#,
+    ]);
     c.ok(&["set", "image", "ds/x", "c=agent:3"]);
     let out = c.ok(&["rollout", "status", "ds/x", "--timeout=60s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
     wait_daemon_pods(&pods, "app=x", &["n1", "n2", "n4"], Some("agent:3")).await;
+    let history = c.ok(&["rollout", "history", "ds/x"]);
+    assert!(
+        history.lines().any(|l| l.trim_start().starts_with('3')),
+        "{history}"
+    );
+    c.ok(&["rollout", "undo", "ds/x"]);
+    let out = c.ok(&["rollout", "status", "ds/x", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_daemon_pods(&pods, "app=x", &["n1", "n2", "n4"], Some("agent:2")).await;
 
     // OnDelete: pods change only when deleted.
-    c.ok(&["patch", "ds", "tol", "--type=merge", "-p", r#"{"spec":{"updateStrategy":{"type":"OnDelete","rollingUpdate":null}}}"#]);
+    c.ok(&[
+        "patch",
+        "ds",
+        "tol",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"type":"OnDelete","rollingUpdate":null}}}"#,
+    ]);
     c.ok(&["set", "image", "ds/tol", "c=agent:2"]);
-    let before = wait_daemon_pods(&pods, "app=tol", &["n1", "n2", "n3", "n4"], Some("agent:1")).await;
+    let before =
+        wait_daemon_pods(&pods, "app=tol", &["n1", "n2", "n3", "n4"], Some("agent:1")).await;
     let victim = before["n2"].metadata.name.clone().expect("name");
-    pods.delete(&victim, &Default::default()).await.expect("delete");
+    pods.delete(&victim, &Default::default())
+        .await
+        .expect("delete");
     wait_for_async("a new pod on n2", || async {
-        let list = pods.list(&ListParams::default().labels("app=tol")).await.ok()?;
-        list.items.iter().any(|p| {
-            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("n2")
-                && p.spec.as_ref().and_then(|s| s.containers[0].image.as_deref()) == Some("agent:2")
-        })
-        .then_some(())
+        let list = pods
+            .list(&ListParams::default().labels("app=tol"))
+            .await
+            .ok()?;
+        list.items
+            .iter()
+            .any(|p| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("n2")
+                    && p.spec
+                        .as_ref()
+                        .and_then(|s| s.containers[0].image.as_deref())
+                        == Some("agent:2")
+            })
+            .then_some(())
     })
     .await;
-    let n1 = pods.get(before["n1"].metadata.name.as_deref().expect("name")).await.expect("n1 pod kept");
-    assert_eq!(n1.spec.and_then(|s| s.containers[0].image.clone()).as_deref(), Some("agent:1"));
+    let n1 = pods
+        .get(before["n1"].metadata.name.as_deref().expect("name"))
+        .await
+        .expect("n1 pod kept");
+    assert_eq!(
+        n1.spec
+            .and_then(|s| s.containers[0].image.clone())
+            .as_deref(),
+        Some("agent:1")
+    );
 
     // Removing the taint's tolerance... a NoExecute taint evicts untolerating pods.
     let nodes: Api<Node> = Api::all(client.clone());
     nodes
-        .patch("n2", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": [{"key": "evict", "effect": "NoExecute"}]}})))
+        .patch(
+            "n2",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"taints": [{"key": "evict", "effect": "NoExecute"}]}})),
+        )
         .await
         .expect("taint n2");
     wait_daemon_pods(&pods, "app=x", &["n1", "n4"], None).await;

@@ -20,11 +20,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::Resource;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -138,10 +138,16 @@ fn uid_of(meta: &ObjectMeta) -> &str {
 
 /// Upstream's `Toleration.ToleratesTaint`.
 fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect.as_deref().is_some_and(|e| !e.is_empty() && e != taint.effect) {
+    if t.effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
         return false;
     }
-    if t.key.as_deref().is_some_and(|k| !k.is_empty() && k != taint.key) {
+    if t.key
+        .as_deref()
+        .is_some_and(|k| !k.is_empty() && k != taint.key)
+    {
         return false;
     }
     match t.operator.as_deref().unwrap_or("") {
@@ -177,7 +183,11 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool
             ) else {
                 return false;
             };
-            if r.operator == "Gt" { v > bound } else { v < bound }
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
         }
         _ => false,
     }
@@ -211,8 +221,15 @@ fn fits_node_affinity(spec: &PodSpec, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
-        .is_none_or(|req| req.node_selector_terms.iter().any(|t| term_matches(t, node)));
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_none_or(|req| {
+            req.node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, node))
+        });
     selector_ok && affinity_ok
 }
 
@@ -424,15 +441,21 @@ fn unavailable_count(ds: &DaemonSet, total: i64) -> i64 {
     rolling(ds).map_or(0, |r| scaled(r.max_unavailable.as_ref(), total))
 }
 
+/// The up-to-date and the out-of-date pod on a node.
+type NewAndOld<'a> = (Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>);
+
 /// The oldest new and old non-deleted pods on a node; None when there are several of either
 /// (the manage loop prunes those first).
 fn updated_pods_on_node<'a>(
     pods: &'a [Arc<Pod>],
     hash: &str,
     generation: Option<i64>,
-) -> Option<(Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>)> {
+) -> Option<NewAndOld<'a>> {
     let (mut new, mut old) = (None, None);
-    for pod in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    for pod in pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
         let slot = if is_pod_updated(pod, hash, generation) {
             &mut new
         } else {
@@ -569,7 +592,15 @@ impl Ctl {
     }
 
     /// An event about the set; `pod` names the pod concerned.
-    fn record(&self, ds: &DaemonSet, pod: &str, warning: bool, reason: &str, action: &str, note: String) {
+    fn record(
+        &self,
+        ds: &DaemonSet,
+        pod: &str,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let related = (!pod.is_empty()).then(|| {
             workload::reference::<Pod>(ds.metadata.namespace.as_deref().unwrap_or(""), pod)
         });
@@ -627,9 +658,13 @@ impl Ctl {
 
         if !self.expectations.satisfied(uid_of(&ds.metadata)) {
             // Only the status; the generation was not acted on yet.
-            return self.update_status(ds, &selector, &nodes, &hash, false).await;
+            return self
+                .update_status(ds, &selector, &nodes, &hash, false)
+                .await;
         }
-        let result = self.update_daemon_set(ds, &selector, &nodes, &hash, old).await;
+        let result = self
+            .update_daemon_set(ds, &selector, &nodes, &hash, old)
+            .await;
         let status = self.update_status(ds, &selector, &nodes, &hash, true).await;
         let requeue = result?;
         let action = status?;
@@ -714,11 +749,13 @@ impl Ctl {
                     .and_then(|s| s.node_name.as_deref())
                     .is_none_or(str::is_empty);
                 if unscheduled {
-                    plan.delete.push(p.metadata.name.clone().unwrap_or_default());
+                    plan.delete
+                        .push(p.metadata.name.clone().unwrap_or_default());
                 }
             }
         }
-        self.sync_nodes(ds, &plan.delete, &plan.create_on, hash).await?;
+        self.sync_nodes(ds, &plan.delete, &plan.create_on, hash)
+            .await?;
         Ok(plan.requeue)
     }
 
@@ -738,7 +775,10 @@ impl Ctl {
             None if should_run => plan.create_on.push(node_name),
             Some(pods) if should_continue => {
                 let mut running: Vec<Arc<Pod>> = Vec::new();
-                for pod in pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+                for pod in pods
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                {
                     let pod_ref = format!(
                         "{}/{}",
                         pod.metadata.namespace.as_deref().unwrap_or(""),
@@ -893,13 +933,27 @@ impl Ctl {
                                 .get(&ObjectRef::new(&name).within(&ns))
                                 .is_some_and(|p| uid_of(&p.metadata) == uid)
                         });
-                        self.record(ds, &name, false, "SuccessfulCreate", "Create", format!("Created pod: {name}"));
+                        self.record(
+                            ds,
+                            &name,
+                            false,
+                            "SuccessfulCreate",
+                            "Create",
+                            format!("Created pod: {name}"),
+                        );
                         Ok(())
                     }
                     // Nothing can be created in a namespace on its way out; nor is it needed.
                     Err(e) if err_text(&e).contains("because it is being terminated") => Ok(()),
                     Err(e) => {
-                        self.record(ds, "", true, "FailedCreate", "Create", format!("Error creating: {}", err_text(&e)));
+                        self.record(
+                            ds,
+                            "",
+                            true,
+                            "FailedCreate",
+                            "Create",
+                            format!("Error creating: {}", err_text(&e)),
+                        );
                         Err(ControllerError::from(e))
                     }
                 }
@@ -938,12 +992,26 @@ impl Ctl {
                                     })
                             });
                         }
-                        self.record(ds, name, false, "SuccessfulDelete", "Delete", format!("Deleted pod: {name}"));
+                        self.record(
+                            ds,
+                            name,
+                            false,
+                            "SuccessfulDelete",
+                            "Delete",
+                            format!("Deleted pod: {name}"),
+                        );
                         Ok(())
                     }
                     Err(e) if is_not_found(&e) => Ok(()),
                     Err(e) => {
-                        self.record(ds, name, true, "FailedDelete", "Delete", format!("Error deleting: {}", err_text(&e)));
+                        self.record(
+                            ds,
+                            name,
+                            true,
+                            "FailedDelete",
+                            "Delete",
+                            format!("Error deleting: {}", err_text(&e)),
+                        );
                         Err(ControllerError::from(e))
                     }
                 }
@@ -1168,7 +1236,10 @@ impl Ctl {
         let rev_api = self.rev_api(ds);
         for dup in current {
             match rev_api
-                .delete(dup.metadata.name.as_deref().unwrap_or(""), &DeleteParams::default())
+                .delete(
+                    dup.metadata.name.as_deref().unwrap_or(""),
+                    &DeleteParams::default(),
+                )
                 .await
             {
                 Ok(_) => {}
@@ -1275,7 +1346,10 @@ impl Ctl {
                 continue;
             }
             match api
-                .delete(h.metadata.name.as_deref().unwrap_or(""), &DeleteParams::default())
+                .delete(
+                    h.metadata.name.as_deref().unwrap_or(""),
+                    &DeleteParams::default(),
+                )
                 .await
             {
                 Ok(_) => {}
@@ -1356,7 +1430,8 @@ impl Ctl {
             && old.current_number_scheduled == counts.current_number_scheduled
             && old.number_misscheduled == counts.number_misscheduled
             && old.number_ready == counts.number_ready
-            && old.updated_number_scheduled.unwrap_or(0) == counts.updated_number_scheduled.unwrap_or(0)
+            && old.updated_number_scheduled.unwrap_or(0)
+                == counts.updated_number_scheduled.unwrap_or(0)
             && old.number_available.unwrap_or(0) == counts.number_available.unwrap_or(0)
             && old.number_unavailable.unwrap_or(0) == counts.number_unavailable.unwrap_or(0)
             && old.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0);
@@ -1379,7 +1454,10 @@ impl Ctl {
             st.number_available = counts.number_available;
             st.number_unavailable = counts.number_unavailable;
             obj.status = Some(st);
-            match api.replace_status(&name, &PostParams::default(), &obj).await {
+            match api
+                .replace_status(&name, &PostParams::default(), &obj)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(e) if attempt == 0 && workload::is_conflict(&e) => obj = api.get(&name).await?,
                 Err(e) => return Err(e.into()),
@@ -1420,10 +1498,22 @@ mod tests {
     fn nodes_qualify_by_selector_affinity_and_taints() {
         let plain = ds(json!({}));
         let n1 = node("n1", &[("disk", "ssd")], json!([]));
-        let tainted = node("n2", &[], json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]));
-        let evicting = node("n3", &[], json!([{"key": "dedicated", "effect": "NoExecute"}]));
-        let not_ready = node("n4", &[], json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"},
-            {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]));
+        let tainted = node(
+            "n2",
+            &[],
+            json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]),
+        );
+        let evicting = node(
+            "n3",
+            &[],
+            json!([{"key": "dedicated", "effect": "NoExecute"}]),
+        );
+        let not_ready = node(
+            "n4",
+            &[],
+            json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"},
+            {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]),
+        );
         assert_eq!(node_should_run(&n1, &plain), (true, true));
         // A NoSchedule taint keeps new pods off but lets a running one stay.
         assert_eq!(node_should_run(&tainted, &plain), (false, true));
@@ -1436,15 +1526,19 @@ mod tests {
         let ssd = ds(json!({"nodeSelector": {"disk": "ssd"}}));
         assert_eq!(node_should_run(&n1, &ssd), (true, true));
         assert_eq!(node_should_run(&not_ready, &ssd), (false, false));
-        let affinity = ds(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["ssd"]}]}]}}}}));
+        let affinity = ds(
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "NotIn", "values": ["ssd"]}]}]}}}}),
+        );
         assert_eq!(node_should_run(&n1, &affinity), (false, false));
         assert_eq!(node_should_run(&not_ready, &affinity), (true, true));
     }
 
     #[test]
     fn pods_are_pinned_to_their_node_with_daemon_tolerations() {
-        let d = ds(json!({"hostNetwork": true, "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]}));
+        let d = ds(
+            json!({"hostNetwork": true, "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]}),
+        );
         let t = pod_template(&d, "abc");
         let spec = t.spec.clone().expect("spec");
         let keys: Vec<_> = spec
@@ -1455,26 +1549,46 @@ mod tests {
             .collect();
         assert_eq!(keys.len(), 7, "{keys:?}"); // no duplicate not-ready, network-unavailable for hostNetwork
         assert!(keys.contains(&"node.kubernetes.io/network-unavailable".to_string()));
-        assert_eq!(t.metadata.as_ref().and_then(|m| m.labels.as_ref()).and_then(|l| l.get(HASH_LABEL)).map(String::as_str), Some("abc"));
+        assert_eq!(
+            t.metadata
+                .as_ref()
+                .and_then(|m| m.labels.as_ref())
+                .and_then(|l| l.get(HASH_LABEL))
+                .map(String::as_str),
+            Some("abc")
+        );
         let mut pod = workload::pod_from_template(&t, "x", Default::default());
         let spec = pod.spec.as_mut().expect("spec");
         spec.affinity = Some(pin_to_node(spec.affinity.take(), "n7"));
         assert_eq!(target_node(&pod).as_deref(), Some("n7"));
         assert_eq!(pod.metadata.generate_name.as_deref(), Some("x-"));
-        assert!(fits_node_affinity(pod.spec.as_ref().expect("spec"), &node("n7", &[], json!([]))));
-        assert!(!fits_node_affinity(pod.spec.as_ref().expect("spec"), &node("n8", &[], json!([]))));
+        assert!(fits_node_affinity(
+            pod.spec.as_ref().expect("spec"),
+            &node("n7", &[], json!([]))
+        ));
+        assert!(!fits_node_affinity(
+            pod.spec.as_ref().expect("spec"),
+            &node("n8", &[], json!([]))
+        ));
     }
 
     #[test]
     fn surge_and_unavailability_scale_with_the_node_count() {
         let mut d = ds(json!({}));
         assert_eq!((surge_count(&d, 10), unavailable_count(&d, 10)), (0, 1));
-        if let Some(ru) = d.spec.update_strategy.as_mut().and_then(|u| u.rolling_update.as_mut()) {
+        if let Some(ru) = d
+            .spec
+            .update_strategy
+            .as_mut()
+            .and_then(|u| u.rolling_update.as_mut())
+        {
             ru.max_surge = Some(IntOrString::String("25%".into()));
             ru.max_unavailable = Some(IntOrString::Int(0));
         }
         assert_eq!((surge_count(&d, 10), unavailable_count(&d, 10)), (3, 0));
-        d.spec.update_strategy.as_mut().map(|u| u.type_ = Some("OnDelete".into()));
+        if let Some(u) = d.spec.update_strategy.as_mut() {
+            u.type_ = Some("OnDelete".into());
+        }
         assert_eq!((surge_count(&d, 10), unavailable_count(&d, 10)), (0, 0));
     }
 
@@ -1482,8 +1596,17 @@ mod tests {
     fn template_hashes_follow_the_template_and_collisions() {
         let a = ds(json!({}));
         let b = ds(json!({"hostNetwork": true}));
-        assert_eq!(template_hash(&a.spec.template, None), template_hash(&a.spec.template, None));
-        assert_ne!(template_hash(&a.spec.template, None), template_hash(&b.spec.template, None));
-        assert_ne!(template_hash(&a.spec.template, None), template_hash(&a.spec.template, Some(1)));
+        assert_eq!(
+            template_hash(&a.spec.template, None),
+            template_hash(&a.spec.template, None)
+        );
+        assert_ne!(
+            template_hash(&a.spec.template, None),
+            template_hash(&b.spec.template, None)
+        );
+        assert_ne!(
+            template_hash(&a.spec.template, None),
+            template_hash(&a.spec.template, Some(1))
+        );
     }
 }

@@ -111,7 +111,8 @@ pub fn sort_revisions(revs: &mut [Arc<ControllerRevision>]) {
             .unwrap_or(0)
             .cmp(&b.revision.unwrap_or(0))
             .then_with(|| {
-                let t = |r: &ControllerRevision| r.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                let t =
+                    |r: &ControllerRevision| r.metadata.creation_timestamp.as_ref().map(|t| t.0);
                 t(a).cmp(&t(b))
             })
             .then_with(|| a.metadata.name.cmp(&b.metadata.name))
@@ -231,16 +232,52 @@ mod tests {
             0,
         );
         assert_eq!(template_of(&r1), Some(t.clone()));
-        assert!(r1.metadata.name.as_deref().is_some_and(|n| n.starts_with("web-")));
-        assert_eq!(r1.metadata.labels.as_ref().and_then(|l| l.get("app")).map(String::as_str), Some("web"));
-        let r2 = new_revision("web", "default", OwnerReference::default(), None, data, 7, 0);
+        assert!(
+            r1.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("web-"))
+        );
+        assert_eq!(
+            r1.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .map(String::as_str),
+            Some("web")
+        );
+        let r2 = new_revision(
+            "web",
+            "default",
+            OwnerReference::default(),
+            None,
+            data,
+            7,
+            0,
+        );
         assert!(equal_revision(&r1, &r2));
         assert_eq!(r1.metadata.name, r2.metadata.name);
-        let r3 = new_revision("web", "default", OwnerReference::default(), None, data_with(&t, "nginx:2"), 2, 0);
+        let r3 = new_revision(
+            "web",
+            "default",
+            OwnerReference::default(),
+            None,
+            data_with(&t, "nginx:2"),
+            2,
+            0,
+        );
         assert!(!equal_revision(&r1, &r3));
         assert_ne!(r1.metadata.name, r3.metadata.name);
         // A collision count changes the name, not the data.
-        let r4 = new_revision("web", "default", OwnerReference::default(), None, template_patch(&t), 1, 1);
+        let r4 = new_revision(
+            "web",
+            "default",
+            OwnerReference::default(),
+            None,
+            template_patch(&t),
+            1,
+            1,
+        );
         assert_ne!(r1.metadata.name, r4.metadata.name);
         assert!(equal_revision(&r1, &r4));
     }

@@ -6,8 +6,8 @@
 
 use super::history;
 use super::workload::{
-    self, Backoff, RefManager, event_objects, is_already_exists, is_conflict,
-    is_not_found, key_of, owner_ref_of, reflect,
+    self, Backoff, RefManager, event_objects, is_already_exists, is_conflict, is_not_found, key_of,
+    owner_ref_of, reflect,
 };
 use super::{Context, ControllerError, util};
 use crate::api::selectors::LabelSelector;
@@ -19,11 +19,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::Resource;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -221,7 +221,10 @@ fn identity_matches(set: &StatefulSet, pod: &Pod) -> bool {
 }
 
 fn volume_claim_templates(set: &StatefulSet) -> &[PersistentVolumeClaim] {
-    set.spec.volume_claim_templates.as_deref().unwrap_or_default()
+    set.spec
+        .volume_claim_templates
+        .as_deref()
+        .unwrap_or_default()
 }
 
 fn template_name(t: &PersistentVolumeClaim) -> &str {
@@ -302,11 +305,8 @@ fn update_identity(set: &StatefulSet, pod: &mut Pod) {
 fn new_pod(set: &StatefulSet, ordinal: i64) -> Pod {
     let template = set.spec.template.clone();
     let cref = util::controller_ref(set).unwrap_or_default();
-    let mut pod = workload::pod_from_template(
-        &template,
-        set.metadata.name.as_deref().unwrap_or(""),
-        cref,
-    );
+    let mut pod =
+        workload::pod_from_template(&template, set.metadata.name.as_deref().unwrap_or(""), cref);
     pod.metadata.name = Some(pod_name(set, ordinal));
     update_identity(set, &mut pod);
     // Hostname and subdomain are immutable: set on creation only.
@@ -469,7 +469,11 @@ impl<'a> Owner<'a> {
 }
 
 fn refs(claim: &PersistentVolumeClaim) -> &[OwnerReference] {
-    claim.metadata.owner_references.as_deref().unwrap_or_default()
+    claim
+        .metadata
+        .owner_references
+        .as_deref()
+        .unwrap_or_default()
 }
 
 fn has_owner_ref(claim: &PersistentVolumeClaim, owner: &Owner) -> bool {
@@ -560,7 +564,8 @@ fn update_claim_owner_refs(claim: &mut PersistentVolumeClaim, set: &StatefulSet,
     if !unexpected {
         let scaled_down = !in_ordinal_range(pod, set);
         let (sc, de) = retention(set);
-        let add_set = (sc == RETAIN && de == DELETE) || (sc == DELETE && de == DELETE && !scaled_down);
+        let add_set =
+            (sc == RETAIN && de == DELETE) || (sc == DELETE && de == DELETE && !scaled_down);
         let add_pod = sc == DELETE && scaled_down;
         if add_set {
             new_refs.push(s.controller_ref());
@@ -643,7 +648,10 @@ fn inconsistent_status(set: &StatefulSet, status: &StatefulSetStatus) -> bool {
 /// maxUnavailable of a rolling update: a count or a share of the replicas rounded down, at
 /// least 1.
 fn max_unavailable(set: &StatefulSet, replicas: i64) -> i64 {
-    let v = set.spec.update_strategy.as_ref()
+    let v = set
+        .spec
+        .update_strategy
+        .as_ref()
         .and_then(|u| u.rolling_update.as_ref())
         .and_then(|r| r.max_unavailable.clone())
         .unwrap_or(IntOrString::Int(1));
@@ -659,11 +667,7 @@ fn max_unavailable(set: &StatefulSet, replicas: i64) -> i64 {
 
 /// Runs `f` over `0..n`: in order, stopping at the first that blocks or fails (OrderedReady),
 /// or all at once in slow-start batches (Parallel). Returns whether to stop here.
-async fn run_for_all<F, Fut>(
-    n: usize,
-    f: F,
-    monotonic: bool,
-) -> Result<bool, ControllerError>
+async fn run_for_all<F, Fut>(n: usize, f: F, monotonic: bool) -> Result<bool, ControllerError>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<bool, ControllerError>>,
@@ -838,8 +842,7 @@ impl Ctl {
             .await?;
 
         let status = self.update_stateful_set(set, &pods, revisions).await?;
-        let min_ready = set.spec.min_ready_seconds
-            .unwrap_or(0);
+        let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
         let want = set.spec.replicas.unwrap_or(1);
         if min_ready > 0 && status.is_some_and(|s| s.available_replicas.unwrap_or(0) != want) {
             // Availability comes with time, not with an event.
@@ -877,7 +880,9 @@ impl Ctl {
             Ok(v) => v,
             Err(e) => {
                 // Keep the history within bounds even so; the first error is what counts.
-                let _ = self.truncate_history(set, pods, &revisions, None, None).await;
+                let _ = self
+                    .truncate_history(set, pods, &revisions, None, None)
+                    .await;
                 return Err(e);
             }
         };
@@ -922,14 +927,14 @@ impl Ctl {
         let api = self.rev_api(set);
         let update = match (equal.last(), revisions.last()) {
             (Some(eq), Some(last)) if history::equal_revision(last, eq) => (**last).clone(),
-            (Some(eq), _) => history::renumber_revision(&api, eq, update.revision.unwrap_or(0)).await?,
+            (Some(eq), _) => {
+                history::renumber_revision(&api, eq, update.revision.unwrap_or(0)).await?
+            }
             (None, _) => history::create_revision(&api, &name, &update, &mut collisions).await?,
         };
         let current = revisions
             .iter()
-            .find(|r| {
-                r.metadata.name.is_some() && r.metadata.name == status.current_revision
-            })
+            .find(|r| r.metadata.name.is_some() && r.metadata.name == status.current_revision)
             .map(|r| (**r).clone())
             .unwrap_or_else(|| update.clone());
         Ok((current, update, collisions))
@@ -944,7 +949,9 @@ impl Ctl {
         update: &ControllerRevision,
         collisions: i32,
     ) -> Result<StatefulSetStatus, ControllerError> {
-        let (status, result) = self.update_pods(set, pods, current, update, collisions).await;
+        let (status, result) = self
+            .update_pods(set, pods, current, update, collisions)
+            .await;
         let Some(status) = status else {
             return result.map(|_| StatefulSetStatus::default());
         };
@@ -971,8 +978,7 @@ impl Ctl {
             };
         let current_name = current.metadata.name.clone().unwrap_or_default();
         let update_name = update.metadata.name.clone().unwrap_or_default();
-        let min_ready = set.spec.min_ready_seconds
-            .unwrap_or(0);
+        let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
         let mut status = StatefulSetStatus {
             observed_generation: set.metadata.generation,
             current_revision: Some(current_name.clone()),
@@ -1033,8 +1039,7 @@ impl Ctl {
         if set.metadata.deletion_timestamp.is_some() {
             return (Some(status), Ok(()));
         }
-        let monotonic = set.spec.pod_management_policy.as_deref()
-            != Some("Parallel");
+        let monotonic = set.spec.pod_management_policy.as_deref() != Some("Parallel");
 
         // Every replica in order; in OrderedReady mode stop at the first not Running and Ready.
         let stop = run_for_all(
@@ -1071,9 +1076,7 @@ impl Ctl {
         // Scale down from the highest ordinal, one at a time in OrderedReady mode.
         let removed = run_for_all(
             condemned.len(),
-            |i| {
-                self.process_condemned(set, first_unavailable.as_deref(), monotonic, &condemned[i])
-            },
+            |i| self.process_condemned(set, first_unavailable.as_deref(), monotonic, &condemned[i]),
             monotonic,
         )
         .await;
@@ -1147,8 +1150,7 @@ impl Ctl {
         if phase(pod) == "Pending" {
             self.create_missing_claims(set, pod).await?;
         }
-        let min_ready = set.spec.min_ready_seconds
-            .unwrap_or(0);
+        let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
         if monotonic {
             if is_terminating(pod) {
                 tracing::debug!(statefulset = %key_of(set), pod = name, "waiting for pod to terminate");
@@ -1181,13 +1183,9 @@ impl Ctl {
         if is_terminating(pod) {
             return Ok(monotonic);
         }
-        let min_ready = set.spec.min_ready_seconds
-            .unwrap_or(0);
+        let min_ready = set.spec.min_ready_seconds.unwrap_or(0);
         let is_first = pod.metadata.name.as_deref() == first_unavailable;
-        if monotonic
-            && !is_first
-            && (!is_running_and_ready(pod) || !is_available(pod, min_ready))
-        {
+        if monotonic && !is_first && (!is_running_and_ready(pod) || !is_available(pod, min_ready)) {
             tracing::debug!(statefulset = %key_of(set), pod = ?first_unavailable, "waiting for pod before scaling down");
             return Ok(true);
         }
@@ -1221,7 +1219,11 @@ impl Ctl {
         Ok(true)
     }
 
-    async fn create_missing_claims(&self, set: &StatefulSet, pod: &Pod) -> Result<(), ControllerError> {
+    async fn create_missing_claims(
+        &self,
+        set: &StatefulSet,
+        pod: &Pod,
+    ) -> Result<(), ControllerError> {
         self.create_claims(set, pod).await?;
         if let Err(e) = self.update_claims_for_retention(set, pod).await {
             let name = pod.metadata.name.as_deref().unwrap_or("");
@@ -1246,13 +1248,20 @@ impl Ctl {
                 }
                 None => {
                     update_claim_owner_refs(&mut claim, set, pod);
-                    match self.claim_api(set).create(&PostParams::default(), &claim).await {
+                    match self
+                        .claim_api(set)
+                        .create(&PostParams::default(), &claim)
+                        .await
+                    {
                         Ok(_) => self.record_claim(set, &claim_name, pod_name, None),
                         // Created by an earlier sync the cache has not caught up with.
                         Err(e) if is_already_exists(&e) => {}
                         Err(e) => {
                             self.record_claim(set, &claim_name, pod_name, Some(&err_text(&e)));
-                            errs.push(format!("failed to create PVC {claim_name}: {}", err_text(&e)));
+                            errs.push(format!(
+                                "failed to create PVC {claim_name}: {}",
+                                err_text(&e)
+                            ));
                         }
                     }
                 }
@@ -1409,7 +1418,10 @@ impl Ctl {
         let mut obj = set.clone();
         for attempt in 0..5 {
             obj.status = Some(status.clone());
-            match api.replace_status(&name, &PostParams::default(), &obj).await {
+            match api
+                .replace_status(&name, &PostParams::default(), &obj)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(e) if is_conflict(&e) && attempt < 4 => obj = api.get(&name).await?,
                 Err(e) => return Err(e.into()),
@@ -1436,8 +1448,7 @@ impl Ctl {
             .iter()
             .filter(|r| !live.contains(r.metadata.name.as_deref().unwrap_or("")))
             .collect();
-        let limit = set.spec.revision_history_limit
-            .unwrap_or(10);
+        let limit = set.spec.revision_history_limit.unwrap_or(10);
         if limit < 0 || old.len() <= limit as usize {
             return Ok(());
         }
@@ -1451,5 +1462,286 @@ impl Ctl {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn set(extra: serde_json::Value) -> StatefulSet {
+        let mut v = json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "set-uid"},
+            "spec": {
+                "serviceName": "nginx",
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "nginx"}},
+                "template": {"metadata": {"labels": {"app": "nginx"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}],
+                        "volumes": [{"name": "www", "emptyDir": {}}, {"name": "cfg", "emptyDir": {}}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "www", "labels": {"tier": "data"}},
+                    "spec": {"accessModes": ["ReadWriteOnce"]}}],
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+            }
+        });
+        if let (Some(spec), Some(extra)) = (v["spec"].as_object_mut(), extra.as_object()) {
+            for (k, val) in extra {
+                spec.insert(k.clone(), val.clone());
+            }
+        }
+        serde_json::from_value(v).expect("set")
+    }
+
+    #[test]
+    fn names_parse_into_parent_and_ordinal() {
+        assert_eq!(parent_and_ordinal("web-0"), ("web".into(), 0));
+        assert_eq!(parent_and_ordinal("web-1-12"), ("web-1".into(), 12));
+        assert_eq!(parent_and_ordinal("web").1, -1);
+        assert_eq!(parent_and_ordinal("web-").1, -1);
+        assert_eq!(parent_and_ordinal("web-x1").1, -1);
+        assert_eq!(parent_and_ordinal("web-99999999999"), ("web".into(), -1));
+    }
+
+    #[test]
+    fn new_pods_carry_identity_and_claims() {
+        let s = set(json!({}));
+        let pod = new_pod(&s, 2);
+        assert_eq!(pod.metadata.name.as_deref(), Some("web-2"));
+        assert_eq!(pod.metadata.generate_name.as_deref(), Some("web-"));
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get(POD_NAME_LABEL).map(String::as_str),
+            Some("web-2")
+        );
+        assert_eq!(labels.get(POD_INDEX_LABEL).map(String::as_str), Some("2"));
+        assert_eq!(labels.get("app").map(String::as_str), Some("nginx"));
+        let spec = pod.spec.clone().expect("spec");
+        assert_eq!(spec.hostname.as_deref(), Some("web-2"));
+        assert_eq!(spec.subdomain.as_deref(), Some("nginx"));
+        // The claim replaces the template's volume of the same name; others stay.
+        let vols: Vec<_> = spec
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(vols, vec!["www", "cfg"]);
+        assert!(identity_matches(&s, &pod) && storage_matches(&s, &pod));
+        let owner = &pod.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("StatefulSet", "set-uid")
+        );
+        let claims = claims_for(&s, 2);
+        let claim = &claims[0].1;
+        assert_eq!(claim.metadata.name.as_deref(), Some("www-web-2"));
+        let cl = claim.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            (
+                cl.get("tier").map(String::as_str),
+                cl.get("app").map(String::as_str)
+            ),
+            (Some("data"), Some("nginx"))
+        );
+        let mut other = pod.clone();
+        other
+            .metadata
+            .labels
+            .as_mut()
+            .map(|l| l.remove(POD_NAME_LABEL));
+        assert!(!identity_matches(&s, &other));
+        update_identity(&s, &mut other);
+        assert!(identity_matches(&s, &other));
+    }
+
+    #[test]
+    fn the_partition_splits_new_pods_between_revisions() {
+        let current = set(
+            json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}}),
+        );
+        let mut update = current.clone();
+        update.spec.template.spec.as_mut().expect("spec").containers[0].image =
+            Some("nginx:2".into());
+        let image = |p: &Pod| p.spec.as_ref().and_then(|s| s.containers[0].image.clone());
+        let low = new_versioned_pod(&current, &update, "web-a", "web-b", 1);
+        let high = new_versioned_pod(&current, &update, "web-a", "web-b", 2);
+        assert_eq!(
+            (revision_of(&low), image(&low).as_deref()),
+            ("web-a", Some("nginx:1"))
+        );
+        assert_eq!(
+            (revision_of(&high), image(&high).as_deref()),
+            ("web-b", Some("nginx:2"))
+        );
+        let ondelete = set(json!({"updateStrategy": {"type": "OnDelete"}}));
+        assert_eq!(
+            revision_of(&new_versioned_pod(&ondelete, &ondelete, "a", "b", 0)),
+            "b"
+        );
+    }
+
+    fn claim(refs: serde_json::Value) -> PersistentVolumeClaim {
+        serde_json::from_value(json!({"metadata": {"name": "www-web-2", "ownerReferences": refs}}))
+            .expect("claim")
+    }
+
+    #[test]
+    fn claim_owners_follow_the_retention_policy() {
+        let policy = |scaled: &str, deleted: &str, replicas: i32| {
+            set(
+                json!({"replicas": replicas, "persistentVolumeClaimRetentionPolicy": {"whenScaled": scaled, "whenDeleted": deleted}}),
+            )
+        };
+        let mut pod = new_pod(&policy("Retain", "Retain", 3), 2);
+        pod.metadata.uid = Some("pod-uid".into());
+        let kinds =
+            |c: &PersistentVolumeClaim| refs(c).iter().map(|r| r.kind.clone()).collect::<Vec<_>>();
+        for (scaled, deleted, replicas, want) in [
+            ("Retain", "Retain", 3, vec![]),
+            ("Retain", "Delete", 3, vec!["StatefulSet"]),
+            ("Delete", "Retain", 3, vec![]),
+            ("Delete", "Retain", 2, vec!["Pod"]),
+            ("Delete", "Delete", 3, vec!["StatefulSet"]),
+            ("Delete", "Delete", 2, vec!["Pod"]),
+        ] {
+            let s = policy(scaled, deleted, replicas);
+            let mut c = claim(json!([]));
+            let fresh = claim_owner_up_to_date(&c, &s, &pod);
+            assert_eq!(fresh, want.is_empty(), "{scaled}/{deleted}/{replicas}");
+            update_claim_owner_refs(&mut c, &s, &pod);
+            assert_eq!(kinds(&c), want, "{scaled}/{deleted}/{replicas}");
+            assert!(
+                claim_owner_up_to_date(&c, &s, &pod),
+                "{scaled}/{deleted}/{replicas}"
+            );
+        }
+        // Back to Retain: our references go, others stay.
+        let s = policy("Retain", "Retain", 3);
+        let mut c = claim(json!([
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": "set-uid", "controller": true},
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "keep", "uid": "cm"}
+        ]));
+        assert!(!claim_owner_up_to_date(&c, &s, &pod));
+        update_claim_owner_refs(&mut c, &s, &pod);
+        assert_eq!(kinds(&c), vec!["ConfigMap"]);
+        // A reference to an earlier pod of that name is stale: the claim awaits collection.
+        let stale = claim(
+            json!([{"apiVersion": "v1", "kind": "Pod", "name": "web-2", "uid": "old", "controller": true}]),
+        );
+        assert!(has_stale_owner_ref(&stale, &Owner::pod(&pod)));
+        assert!(claim_owner_up_to_date(
+            &stale,
+            &policy("Delete", "Delete", 3),
+            &pod
+        ));
+        // Another controller: the policy is not applied over it.
+        let foreign = claim(
+            json!([{"apiVersion": "v1", "kind": "Thing", "name": "t", "uid": "t", "controller": true}]),
+        );
+        assert!(has_unexpected_controller(
+            &foreign,
+            &policy("Delete", "Delete", 3),
+            &pod
+        ));
+        assert!(claim_owner_up_to_date(
+            &foreign,
+            &policy("Delete", "Delete", 3),
+            &pod
+        ));
+    }
+
+    fn running(name: &str, revision: &str, ready: bool) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {REVISION_LABEL: revision}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"},
+                "lastTransitionTime": "2020-01-01T00:00:00Z"}]}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn status_counts_and_completes_rolling_updates() {
+        let s = set(json!({}));
+        let pods = [
+            running("web-0", "a", true),
+            running("web-1", "b", true),
+            running("web-2", "b", false),
+        ];
+        let mut st = StatefulSetStatus {
+            current_revision: Some("a".into()),
+            update_revision: Some("b".into()),
+            ..Default::default()
+        };
+        count_status(&mut st, 0, "a", "b", pods.iter());
+        assert_eq!(
+            (
+                st.replicas,
+                st.ready_replicas,
+                st.available_replicas,
+                st.current_replicas,
+                st.updated_replicas
+            ),
+            (3, Some(2), Some(2), Some(1), Some(2))
+        );
+        complete_rolling_update(&s, &mut st);
+        assert_eq!(st.current_revision.as_deref(), Some("a"));
+        let pods = [
+            running("web-0", "b", true),
+            running("web-1", "b", true),
+            running("web-2", "b", true),
+        ];
+        count_status(&mut st, 0, "a", "b", pods.iter());
+        complete_rolling_update(&s, &mut st);
+        assert_eq!(
+            (st.current_revision.as_deref(), st.current_replicas),
+            (Some("b"), Some(3))
+        );
+        // An unbuilt pod (no phase) counts for nothing.
+        count_status(&mut st, 0, "a", "b", [new_pod(&s, 0)].iter());
+        assert_eq!(st.replicas, 0);
+    }
+
+    #[test]
+    fn max_unavailable_scales_down_to_at_least_one() {
+        let s = |v: serde_json::Value| {
+            set(
+                json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": v}}}),
+            )
+        };
+        assert_eq!(max_unavailable(&set(json!({})), 5), 1);
+        assert_eq!(max_unavailable(&s(json!(3)), 5), 3);
+        assert_eq!(max_unavailable(&s(json!("50%")), 5), 2);
+        assert_eq!(max_unavailable(&s(json!("10%")), 3), 1);
+    }
+
+    #[tokio::test]
+    async fn ordered_processing_stops_at_the_first_blocker() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let stop = run_for_all(
+            5,
+            |i| {
+                seen.lock().expect("lock").push(i);
+                async move { Ok(i == 1) }
+            },
+            true,
+        )
+        .await
+        .expect("ok");
+        assert!(stop);
+        assert_eq!(*seen.lock().expect("lock"), vec![0, 1]);
+        seen.lock().expect("lock").clear();
+        let stop = run_for_all(
+            5,
+            |i| {
+                seen.lock().expect("lock").push(i);
+                async move { Ok(i == 1) }
+            },
+            false,
+        )
+        .await
+        .expect("ok");
+        assert!(!stop);
+        assert_eq!(seen.lock().expect("lock").len(), 5);
     }
 }

@@ -41,8 +41,7 @@ pub fn is_not_found(e: &kube::Error) -> bool {
 }
 
 pub fn is_already_exists(e: &kube::Error) -> bool {
-    api_code(e) == Some(409)
-        && matches!(e, kube::Error::Api(s) if s.reason == "AlreadyExists")
+    api_code(e) == Some(409) && matches!(e, kube::Error::Api(s) if s.reason == "AlreadyExists")
 }
 
 pub fn is_conflict(e: &kube::Error) -> bool {
@@ -65,17 +64,20 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff())
-        .filter_map(|ev| async move {
-            match ev {
-                Ok(ev) => Some(ev),
-                Err(e) => {
-                    tracing::debug!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
-                    None
-                }
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .filter_map(|ev| async move {
+        match ev {
+            Ok(ev) => Some(ev),
+            Err(e) => {
+                tracing::debug!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+                None
             }
-        })
-        .boxed();
+        }
+    })
+    .boxed();
     (reader, stream)
 }
 
@@ -203,10 +205,7 @@ impl Backoff {
     }
 
     pub fn reset(&self, key: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 }
 
@@ -358,9 +357,7 @@ where
                 }
                 if matched {
                     claimed.push(obj);
-                } else if !owner_deleting
-                    && let Err(e) = self.release(api, &obj).await
-                {
+                } else if !owner_deleting && let Err(e) = self.release(api, &obj).await {
                     first_err.get_or_insert(e);
                 }
                 continue;
@@ -396,10 +393,9 @@ where
                     fresh.meta().uid,
                     self.owner.meta().uid
                 )),
-                Ok(fresh) if fresh.meta().deletion_timestamp.is_some() => Err(format!(
-                    "{} {name} has just been deleted",
-                    O::kind(&())
-                )),
+                Ok(fresh) if fresh.meta().deletion_timestamp.is_some() => {
+                    Err(format!("{} {name} has just been deleted", O::kind(&())))
+                }
                 Ok(_) => Ok(()),
                 Err(e) => Err(e.to_string()),
             };
