@@ -449,7 +449,7 @@ async fn statefulset_orders_pods_claims_scaling_and_rolling_updates() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn statefulset_parallel_management_and_claim_retention() {
-    let c = Cluster::start();
+    let mut c = Cluster::start();
     let api = ApiClient::new(&c).await;
     let client = api.client.clone();
     let _nodes = FakeNodes::start(client.clone(), &[("n1", &[], "4", "8Gi")], None).await;
@@ -535,6 +535,36 @@ spec:
         "{events}"
     );
     wait_pods_ready(&pods, "app=db", &["db-0", "db-1"], None).await;
+
+    // A restarted controller manager takes the existing set and its revision as they are.
+    // (The server comes back on another port: the test kubelet follows.)
+    drop(_nodes);
+    c.control.restart();
+    let client = ApiClient::new(&c).await.client;
+    let _nodes = FakeNodes::start(client.clone(), &[("n1", &[], "4", "8Gi")], None).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    c.ok(&["scale", "statefulset", "db", "--replicas=3"]);
+    // data-db-2 still belongs to the old db-2: the new one waits until the garbage collector
+    // (here: the test) removes it, then gets a fresh claim.
+    wait_for_async("sts status to see 3 replicas wanted", || async {
+        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+        let s = sets.get("db").await.ok()?;
+        (s.status?.observed_generation == s.metadata.generation).then_some(())
+    })
+    .await;
+    assert_eq!(pod_names(&pods, "app=db").await, vec!["db-0", "db-1"]);
+    claims
+        .delete("data-db-2", &Default::default())
+        .await
+        .expect("delete claim");
+    wait_pods_ready(&pods, "app=db", &["db-0", "db-1", "db-2"], None).await;
+    let pvc = claims.get("data-db-2").await.expect("new claim");
+    let refs = pvc.metadata.owner_references.unwrap_or_default();
+    assert_eq!(refs.len(), 1, "{refs:?}");
+    assert_eq!(refs[0].kind, "StatefulSet");
+    let revs = c.json(&["get", "controllerrevisions", "-l", "app=db"]);
+    assert_eq!(revs["items"].as_array().map(Vec::len), Some(1), "{revs}");
 }
 
 const NODE_LABELS: &[(&str, &str)] = &[];

@@ -66,7 +66,7 @@ pub fn run(
             failed_backoff: Mutex::new(HashMap::new()),
         });
         let (c1, c2, c3) = (ctl.clone(), ctl.clone(), ctl.clone());
-        let mut seen_nodes: HashMap<String, NodeFacts> = HashMap::new();
+        let mut seen_nodes = SeenNodes::default();
         let queue = stream::select_all([
             set_events
                 .flat_map(move |ev| stream::iter(c1.set_triggers(&ev)))
@@ -95,6 +95,14 @@ pub fn run(
 
 /// What of a node decides where daemon pods run (upstream ignores other node updates).
 type NodeFacts = (Option<BTreeMap<String, String>>, Option<Vec<Taint>>);
+
+/// The nodes as last seen by the node event handler.
+#[derive(Default)]
+struct SeenNodes {
+    facts: HashMap<String, NodeFacts>,
+    /// Names listed so far while a relist is under way.
+    relisted: Option<HashSet<String>>,
+}
 
 struct Ctl {
     client: kube::Client,
@@ -425,6 +433,15 @@ fn scaled(v: Option<&IntOrString>, total: i64) -> i64 {
     }
 }
 
+fn is_rolling_update(ds: &DaemonSet) -> bool {
+    ds.spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_.as_deref())
+        .unwrap_or("RollingUpdate")
+        == "RollingUpdate"
+}
+
 fn rolling(ds: &DaemonSet) -> Option<&k8s_openapi::api::apps::v1::RollingUpdateDaemonSet> {
     let us = ds.spec.update_strategy.as_ref()?;
     if us.type_.as_deref().unwrap_or("RollingUpdate") != "RollingUpdate" {
@@ -512,6 +529,16 @@ impl Ctl {
     }
 
     fn set_triggers(&self, ev: &watcher::Event<DaemonSet>) -> Vec<ObjectRef<DaemonSet>> {
+        if matches!(ev, watcher::Event::InitDone) {
+            // After a relist the cache holds every set (triggers for those listed came while
+            // it was still being filled, and may have found nothing).
+            return self
+                .sets
+                .state()
+                .iter()
+                .map(|s| ObjectRef::from_obj(&**s))
+                .collect();
+        }
         let mut out = Vec::new();
         for (ds, deleted) in event_objects(ev) {
             if deleted {
@@ -563,21 +590,36 @@ impl Ctl {
     fn node_triggers(
         &self,
         ev: &watcher::Event<Node>,
-        seen: &mut HashMap<String, NodeFacts>,
+        seen: &mut SeenNodes,
     ) -> Vec<ObjectRef<DaemonSet>> {
         let mut changed = false;
+        match ev {
+            watcher::Event::Init => seen.relisted = Some(HashSet::new()),
+            watcher::Event::InitDone => {
+                // Nodes deleted while the watch was down are simply absent from the relist.
+                if let Some(listed) = seen.relisted.take() {
+                    let before = seen.facts.len();
+                    seen.facts.retain(|name, _| listed.contains(name));
+                    changed = seen.facts.len() != before;
+                }
+            }
+            _ => {}
+        }
         for (node, deleted) in event_objects(ev) {
             let name = node.metadata.name.clone().unwrap_or_default();
             if deleted {
-                changed |= seen.remove(&name).is_some();
+                changed |= seen.facts.remove(&name).is_some();
                 continue;
+            }
+            if let Some(listed) = seen.relisted.as_mut() {
+                listed.insert(name.clone());
             }
             let facts = (
                 node.metadata.labels.clone(),
                 node.spec.as_ref().and_then(|s| s.taints.clone()),
             );
-            if seen.get(&name) != Some(&facts) {
-                seen.insert(name, facts);
+            if seen.facts.get(&name) != Some(&facts) {
+                seen.facts.insert(name, facts);
                 changed = true;
             }
         }
@@ -713,7 +755,7 @@ impl Ctl {
         old: Vec<Arc<ControllerRevision>>,
     ) -> Result<Option<Duration>, ControllerError> {
         let requeue = self.manage(ds, selector, nodes, hash).await?;
-        if self.expectations.satisfied(uid_of(&ds.metadata)) && rolling(ds).is_some() {
+        if self.expectations.satisfied(uid_of(&ds.metadata)) && is_rolling_update(ds) {
             self.rolling_update(ds, selector, nodes, hash).await?;
         }
         self.cleanup_history(ds, selector, old).await?;
@@ -882,6 +924,8 @@ impl Ctl {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        // Entries idle for long are over (as flowcontrol.Backoff's GC).
+        m.retain(|_, (_, last)| now.duration_since(*last) <= 2 * FAILED_BACKOFF_MAX);
         if let Some((delay, last)) = m.get(key)
             && now.duration_since(*last) < *delay
         {

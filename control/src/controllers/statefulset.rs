@@ -58,17 +58,10 @@ pub fn run(
             revisions,
             backoff: Backoff::default(),
         });
-        let for_pods = sets.clone();
+        let (for_sets, for_pods, for_claims) = (sets.clone(), sets.clone(), sets.clone());
         let queue = stream::select_all([
             set_events
-                .flat_map(|ev| {
-                    let refs: Vec<ObjectRef<StatefulSet>> = event_objects(&ev)
-                        .into_iter()
-                        .filter(|(_, deleted)| !deleted)
-                        .map(|(s, _)| ObjectRef::from_obj(s))
-                        .collect();
-                    stream::iter(refs)
-                })
+                .flat_map(move |ev| stream::iter(set_triggers(&for_sets, &ev)))
                 .boxed(),
             pod_events
                 .flat_map(move |ev| stream::iter(pod_triggers(&for_pods, &ev)))
@@ -82,15 +75,59 @@ pub fn run(
                     stream::iter(refs)
                 })
                 .boxed(),
-            // Claims are only read from the cache; their events trigger nothing.
             claim_events
-                .filter_map(|_| async { None::<ObjectRef<StatefulSet>> })
+                .flat_map(move |ev| stream::iter(claim_triggers(&for_claims, &ev)))
                 .boxed(),
         ]);
         tracing::info!("starting statefulset controller");
         workload::run(sets, queue, reconcile, error_policy, ctl, WORKERS, stop).await;
         Ok(())
     })
+}
+
+fn set_triggers(
+    sets: &Store<StatefulSet>,
+    ev: &watcher::Event<StatefulSet>,
+) -> Vec<ObjectRef<StatefulSet>> {
+    if matches!(ev, watcher::Event::InitDone) {
+        // After a relist the cache holds every set (triggers for those listed came while it
+        // was still being filled, and may have found nothing).
+        return sets
+            .state()
+            .iter()
+            .map(|s| ObjectRef::from_obj(&**s))
+            .collect();
+    }
+    event_objects(ev)
+        .into_iter()
+        .filter(|(_, deleted)| !deleted)
+        .map(|(s, _)| ObjectRef::from_obj(s))
+        .collect()
+}
+
+/// The set owning a claim, directly or through one of its pods. Upstream does not watch
+/// claims; we do so that a pod held back by a stale claim (one an earlier pod of its ordinal
+/// owns) is created as soon as the garbage collector has removed it.
+fn claim_triggers(
+    sets: &Store<StatefulSet>,
+    ev: &watcher::Event<PersistentVolumeClaim>,
+) -> Vec<ObjectRef<StatefulSet>> {
+    let mut out = Vec::new();
+    for (claim, _) in event_objects(ev) {
+        let ns = claim.metadata.namespace.as_deref().unwrap_or("");
+        for r in claim.metadata.owner_references.iter().flatten() {
+            let set = match r.kind.as_str() {
+                "StatefulSet" => r.name.clone(),
+                "Pod" => parent_and_ordinal(&r.name).0,
+                _ => continue,
+            };
+            let set_ref = ObjectRef::new(&set).within(ns);
+            if sets.get(&set_ref).is_some() && !out.contains(&set_ref) {
+                out.push(set_ref);
+            }
+        }
+    }
+    out
 }
 
 /// The sets a pod event concerns: its controller, or for an orphan every set that selects it.
