@@ -12,7 +12,11 @@ pub mod garbagecollector;
 pub mod namespace;
 pub mod rootca;
 pub mod serviceaccount;
+pub mod daemonset;
+pub mod history;
+pub mod statefulset;
 pub mod util;
+pub mod workload;
 
 use futures::future::BoxFuture;
 use ipnetwork::Ipv4Network;
@@ -185,6 +189,8 @@ pub fn all() -> Vec<(&'static str, Runner)> {
         (namespace::NAME, namespace::run),
         (rootca::NAME, rootca::run),
         (serviceaccount::NAME, serviceaccount::run),
+        ("statefulset", statefulset::run),
+        ("daemonset", daemonset::run),
     ]
 }
 
