@@ -501,7 +501,12 @@ spec:
     wait_pods_ready(&pods, "app=db", &["db-0", "db-1"], None).await;
     // The garbage collector then removes the claim with its owner, db-2.
     wait_for_async("data-db-2 collected with its pod", || async {
-        claims.get_opt("data-db-2").await.ok()?.is_none().then_some(())
+        claims
+            .get_opt("data-db-2")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
     })
     .await;
     let _ = pod2_uid;

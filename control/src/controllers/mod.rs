@@ -2,26 +2,25 @@
 //! with its own identity (a service account of kube-system, as kube-controller-manager's
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
+pub mod daemonset;
+pub mod discovery;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointutil;
+pub mod events;
+pub mod garbagecollector;
+pub mod history;
+pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
-pub mod discovery;
-pub mod garbagecollector;
-pub mod namespace;
 pub mod rootca;
 pub mod serviceaccount;
-pub mod daemonset;
-pub mod history;
 pub mod statefulset;
 pub mod util;
 pub mod workload;
 
 use futures::future::BoxFuture;
 use ipnetwork::Ipv4Network;
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -113,63 +112,7 @@ impl Context {
     }
 }
 
-/// Records events as Kubernetes controllers do; failures to record are logged, not fatal.
-#[derive(Clone)]
-pub struct Events(Recorder);
-
-impl Events {
-    pub fn new(client: kube::Client, component: &str, instance: &str) -> Events {
-        Events(Recorder::new(
-            client,
-            Reporter {
-                controller: component.to_string(),
-                instance: Some(instance.to_string()),
-            },
-        ))
-    }
-
-    pub async fn normal(
-        &self,
-        regarding: &ObjectReference,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        self.publish(EventType::Normal, regarding, reason, action, note)
-            .await;
-    }
-
-    pub async fn warning(
-        &self,
-        regarding: &ObjectReference,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        self.publish(EventType::Warning, regarding, reason, action, note)
-            .await;
-    }
-
-    async fn publish(
-        &self,
-        type_: EventType,
-        regarding: &ObjectReference,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        let ev = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: action.to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self.0.publish(&ev, regarding).await {
-            tracing::debug!(reason, error = %e, "recording an event failed");
-        }
-    }
-}
+pub use events::Events;
 
 type Runner =
     fn(Arc<Context>, CancellationToken) -> BoxFuture<'static, Result<(), ControllerError>>;

@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config, applier};
-use kube::runtime::events;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -131,25 +130,16 @@ pub async fn run<K, Ctx, Fut>(
     .await;
 }
 
-/// Events about a workload that name the object acted on as `related`. kube's recorder folds
-/// events with the same reason, action and objects into one series whatever their notes, so
-/// without it "create Pod web-1" would count as a repeat of "create Pod web-0". Identical
-/// events (same pod) still fold into a series, as client-go counts repeated events.
+/// Events about a workload that name the object acted on as `related`, published in the
+/// background: events are best-effort and must not hold up a sync.
 #[derive(Clone)]
-pub struct Recorder(events::Recorder);
+pub struct Recorder(super::Events);
 
 impl Recorder {
     pub fn new(client: kube::Client, component: &str, instance: &str) -> Recorder {
-        Recorder(events::Recorder::new(
-            client,
-            events::Reporter {
-                controller: component.to_string(),
-                instance: Some(instance.to_string()),
-            },
-        ))
+        Recorder(super::Events::new(client, component, instance))
     }
 
-    /// Publishes in the background: events are best-effort and must not hold up a sync.
     pub fn emit(
         &self,
         regarding: ObjectReference,
@@ -160,20 +150,16 @@ impl Recorder {
         note: String,
     ) {
         let rec = self.0.clone();
-        let ev = events::Event {
-            type_: if warning {
-                events::EventType::Warning
-            } else {
-                events::EventType::Normal
-            },
-            reason: reason.to_string(),
-            note: Some(note),
-            action: action.to_string(),
-            secondary: related,
-        };
+        let (reason, action) = (reason.to_string(), action.to_string());
+        let type_ = if warning { "Warning" } else { "Normal" };
         tokio::spawn(async move {
-            if let Err(e) = rec.publish(&ev, &regarding).await {
-                tracing::debug!(reason = %ev.reason, error = %e, "recording an event failed");
+            match related {
+                Some(r) => {
+                    rec.related(type_, &regarding, &r, &reason, &action, note)
+                        .await
+                }
+                None if warning => rec.warning(&regarding, &reason, &action, note).await,
+                None => rec.normal(&regarding, &reason, &action, note).await,
             }
         });
     }

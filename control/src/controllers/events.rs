@@ -1,0 +1,186 @@
+//! Event recording as Kubernetes components do it (events.k8s.io/v1, which the API serves as
+//! core/v1 too): a new Event per distinct message, and a repeat of the same message about the
+//! same object within a few minutes counted in the first one's `series`.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Repeats within this window become a series (kube's event cache TTL).
+const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    regarding: (String, String, String, String),
+    type_: &'static str,
+    reason: String,
+    action: String,
+    note: String,
+}
+
+struct Recorded {
+    namespace: String,
+    name: String,
+    count: i32,
+    last: Instant,
+}
+
+/// Records events; failures to record are logged, not fatal.
+#[derive(Clone)]
+pub struct Events {
+    client: kube::Client,
+    controller: String,
+    instance: String,
+    seen: Arc<Mutex<HashMap<Key, Recorded>>>,
+}
+
+fn micro_now() -> String {
+    crate::registry::meta::now_micro()
+}
+
+impl Events {
+    pub fn new(client: kube::Client, component: &str, instance: &str) -> Events {
+        Events {
+            client,
+            controller: component.to_string(),
+            instance: instance.to_string(),
+            seen: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub async fn normal(
+        &self,
+        regarding: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish("Normal", regarding, None, reason, action, note)
+            .await;
+    }
+
+    pub async fn warning(
+        &self,
+        regarding: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish("Warning", regarding, None, reason, action, note)
+            .await;
+    }
+
+    /// An event about `regarding` that also names a `related` object (the pod a controller made).
+    pub async fn related(
+        &self,
+        type_: &'static str,
+        regarding: &ObjectReference,
+        related: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        self.publish(type_, regarding, Some(related), reason, action, note)
+            .await;
+    }
+
+    async fn publish(
+        &self,
+        type_: &'static str,
+        regarding: &ObjectReference,
+        related: Option<&ObjectReference>,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let namespace = regarding
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into());
+        let key = Key {
+            regarding: (
+                regarding.kind.clone().unwrap_or_default(),
+                namespace.clone(),
+                regarding.name.clone().unwrap_or_default(),
+                regarding.uid.clone().unwrap_or_default(),
+            ),
+            type_,
+            reason: reason.to_string(),
+            action: action.to_string(),
+            note: note.clone(),
+        };
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &namespace);
+        let repeat = {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.retain(|_, r| r.last.elapsed() < SERIES_WINDOW);
+            seen.get_mut(&key).map(|r| {
+                r.count += 1;
+                r.last = Instant::now();
+                (r.namespace.clone(), r.name.clone(), r.count)
+            })
+        };
+        if let Some((ns, name, count)) = repeat {
+            let api: Api<k8s_openapi::api::events::v1::Event> =
+                Api::namespaced(self.client.clone(), &ns);
+            let patch = json!({"series": {"count": count, "lastObservedTime": micro_now()}});
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return,
+                // Gone (expired or deleted): record it afresh.
+                Err(e) => {
+                    tracing::debug!(event = %name, error = %e, "updating an event series failed")
+                }
+            }
+        }
+        let nanos = jiff::Timestamp::now().as_nanosecond();
+        let name = format!(
+            "{}.{:x}",
+            regarding.name.as_deref().unwrap_or("event"),
+            nanos
+        );
+        let mut ev = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "eventTime": micro_now(),
+            "reportingController": self.controller,
+            "reportingInstance": self.instance,
+            "action": action,
+            "reason": reason,
+            "regarding": regarding,
+            "note": note,
+            "type": type_,
+        });
+        if let Some(r) = related {
+            ev["related"] = json!(r);
+        }
+        let ev: k8s_openapi::api::events::v1::Event = match serde_json::from_value(ev) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(error = %e, "building an event failed");
+                return;
+            }
+        };
+        match api.create(&PostParams::default(), &ev).await {
+            Ok(_) => {
+                let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                seen.insert(
+                    key,
+                    Recorded {
+                        namespace,
+                        name,
+                        count: 1,
+                        last: Instant::now(),
+                    },
+                );
+            }
+            Err(e) => tracing::debug!(reason, error = %e, "recording an event failed"),
+        }
+    }
+}
