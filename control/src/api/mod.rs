@@ -613,21 +613,32 @@ fn metric_labels(method: &Method, route: &Route, query: Option<&str>) -> (String
     }
 }
 
-async fn read_body(body: Incoming) -> ApiResult<Bytes> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::too_large())
+async fn read_body(mut body: Incoming) -> ApiResult<Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total <= MAX_BODY {
+            buf.extend_from_slice(&data);
+        } else if total > DRAIN_LIMIT {
+            break;
         }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "reading the request body: {e}"
-        ))),
     }
+    // A too-large body is still read to its end (up to a bound) so that the connection stays
+    // usable for the client's next request.
+    if total > MAX_BODY {
+        return Err(ApiError::too_large());
+    }
+    Ok(buf.freeze())
 }
+
+/// How much of an oversized body is read and dropped before giving up on the connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 pub fn version() -> Value {
     serde_json::json!({
