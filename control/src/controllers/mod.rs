@@ -7,7 +7,6 @@ pub mod discovery;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointutil;
-pub mod events;
 pub mod garbagecollector;
 pub mod history;
 pub mod namespace;
@@ -112,7 +111,7 @@ impl Context {
     }
 }
 
-pub use events::Events;
+pub use ketch_events::Events;
 
 type Runner =
     fn(Arc<Context>, CancellationToken) -> BoxFuture<'static, Result<(), ControllerError>>;

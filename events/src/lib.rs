@@ -38,7 +38,7 @@ pub struct Events {
 }
 
 fn micro_now() -> String {
-    crate::registry::meta::now_micro()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 impl Events {
