@@ -1,3 +1,138 @@
-//! `ketch-node`: the node agent.
+//! `ketch-node`: the node agent (the kubelet's duties on containerd).
 
-fn main() {}
+use anyhow::{Context, Result};
+use clap::Parser;
+use ketch_node::kubelet::{self, config::KubeletConfig};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "ketch-node", version, about = "Ketch node agent")]
+struct Args {
+    /// The Node's name.
+    #[arg(long)]
+    node_name: String,
+    /// The node's address (InternalIP; the kubelet API listens here).
+    #[arg(long)]
+    node_ip: IpAddr,
+    /// Kubeconfig with this node's credentials.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// containerd's socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    container_runtime_endpoint: PathBuf,
+    /// Pods' volumes, logs and other state.
+    #[arg(long, default_value = "/var/lib/ketch/node")]
+    root_dir: PathBuf,
+    #[arg(long, default_value = "/etc/cni/net.d")]
+    cni_conf_dir: PathBuf,
+    /// ketch-cni's address allocations.
+    #[arg(long)]
+    cni_data_dir: Option<PathBuf>,
+    /// Parent cgroup of every pod (default `/ketch-<node name>`).
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    #[arg(long)]
+    tls_cert_file: PathBuf,
+    #[arg(long)]
+    tls_private_key_file: PathBuf,
+    /// CA of the client certificates the kubelet API accepts (the cluster CA).
+    #[arg(long)]
+    client_ca_file: PathBuf,
+    /// Nameservers for pods with dnsPolicy ClusterFirst (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<IpAddr>,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    #[arg(long, default_value = "localhost/pause:3.10")]
+    pod_infra_container_image: String,
+    /// Extra node labels, `k=v` comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    node_labels: Vec<String>,
+    /// Seconds between lease renewals.
+    #[arg(long, default_value_t = 10)]
+    lease_interval: u64,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("ketch-node: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(false)
+        .init();
+    let labels = args
+        .node_labels
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--node-labels {l:?}: expected k=v"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    std::fs::create_dir_all(&args.root_dir)
+        .with_context(|| format!("create {}", args.root_dir.display()))?;
+    let cfg = KubeletConfig {
+        cni_data_dir: args
+            .cni_data_dir
+            .clone()
+            .unwrap_or_else(|| args.root_dir.join("ipam")),
+        cgroup_parent: args
+            .cgroup_parent
+            .clone()
+            .unwrap_or_else(|| format!("/ketch-{}", args.node_name)),
+        node_name: args.node_name,
+        node_ip: args.node_ip,
+        cri_socket: args.container_runtime_endpoint,
+        root_dir: args.root_dir,
+        cni_conf_dir: args.cni_conf_dir,
+        port: args.port,
+        tls_cert: args.tls_cert_file,
+        tls_key: args.tls_private_key_file,
+        client_ca: args.client_ca_file,
+        cluster_dns: args.cluster_dns,
+        cluster_domain: args.cluster_domain,
+        lease_interval: Duration::from_secs(args.lease_interval.max(1)),
+        status_interval: Duration::from_secs(10),
+        pause_image: args.pod_infra_container_image,
+        labels,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+            .with_context(|| format!("read {}", args.kubeconfig.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+        let client = kube::Client::try_from(config)?;
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+            if let Ok(mut term) = term {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            s.cancel();
+        });
+        kubelet::run(cfg, client, stop)
+            .await
+            .context("node agent")?;
+        Ok(())
+    })
+}

@@ -42,7 +42,9 @@ impl KubeletConfig {
 
     /// Where the runtime writes a pod's container logs (`<ns>_<name>_<uid>`, as the kubelet).
     pub fn log_dir(&self, namespace: &str, name: &str, uid: &str) -> PathBuf {
-        self.root_dir.join("logs").join(format!("{namespace}_{name}_{uid}"))
+        self.root_dir
+            .join("logs")
+            .join(format!("{namespace}_{name}_{uid}"))
     }
 
     pub fn pod_cgroup(&self, uid: &str) -> String {

@@ -11,9 +11,15 @@ use tonic::transport::{Channel, Endpoint, Uri};
 #[derive(Debug, thiserror::Error)]
 pub enum CriError {
     #[error("connect to the container runtime at {path}: {source}")]
-    Connect { path: PathBuf, source: tonic::transport::Error },
+    Connect {
+        path: PathBuf,
+        source: tonic::transport::Error,
+    },
     #[error("{op}: {status}")]
-    Call { op: &'static str, status: tonic::Status },
+    Call {
+        op: &'static str,
+        status: tonic::Status,
+    },
 }
 
 impl CriError {
@@ -49,12 +55,17 @@ impl Cri {
         let path = socket.to_path_buf();
         let p = path.clone();
         let channel = Endpoint::try_from("http://[::]:50051")
-            .map_err(|source| CriError::Connect { path: path.clone(), source })?
+            .map_err(|source| CriError::Connect {
+                path: path.clone(),
+                source,
+            })?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
                 let p = p.clone();
-                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?)) }
+                async move {
+                    Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?))
+                }
             }));
         Ok(Cri {
             runtime: RuntimeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
@@ -64,13 +75,21 @@ impl Cri {
 
     pub async fn version(&self) -> Result<cri::VersionResponse, CriError> {
         let mut c = self.runtime.clone();
-        Ok(c.version(cri::VersionRequest { version: "v1".into() }).await.map_err(call("Version"))?.into_inner())
+        Ok(c.version(cri::VersionRequest {
+            version: "v1".into(),
+        })
+        .await
+        .map_err(call("Version"))?
+        .into_inner())
     }
 
     pub async fn run_pod_sandbox(&self, config: cri::PodSandboxConfig) -> Result<String, CriError> {
         let mut c = self.runtime.clone();
         let r = c
-            .run_pod_sandbox(cri::RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() })
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            })
             .await
             .map_err(call("RunPodSandbox"))?;
         Ok(r.into_inner().pod_sandbox_id)
@@ -78,24 +97,31 @@ impl Cri {
 
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
         let mut c = self.runtime.clone();
-        c.stop_pod_sandbox(cri::StopPodSandboxRequest { pod_sandbox_id: id.into() })
-            .await
-            .map_err(call("StopPodSandbox"))?;
+        c.stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        })
+        .await
+        .map_err(call("StopPodSandbox"))?;
         Ok(())
     }
 
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
         let mut c = self.runtime.clone();
-        c.remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id.into() })
-            .await
-            .map_err(call("RemovePodSandbox"))?;
+        c.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        })
+        .await
+        .map_err(call("RemovePodSandbox"))?;
         Ok(())
     }
 
     pub async fn pod_sandbox_status(&self, id: &str) -> Result<cri::PodSandboxStatus, CriError> {
         let mut c = self.runtime.clone();
         let r = c
-            .pod_sandbox_status(cri::PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: false })
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: id.into(),
+                verbose: false,
+            })
             .await
             .map_err(call("PodSandboxStatus"))?;
         r.into_inner().status.ok_or_else(|| CriError::Call {
@@ -106,7 +132,10 @@ impl Cri {
 
     pub async fn list_pod_sandboxes(&self) -> Result<Vec<cri::PodSandbox>, CriError> {
         let mut c = self.runtime.clone();
-        let r = c.list_pod_sandbox(cri::ListPodSandboxRequest { filter: None }).await.map_err(call("ListPodSandbox"))?;
+        let r = c
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
+            .await
+            .map_err(call("ListPodSandbox"))?;
         Ok(r.into_inner().items)
     }
 
@@ -130,39 +159,58 @@ impl Cri {
 
     pub async fn start_container(&self, id: &str) -> Result<(), CriError> {
         let mut c = self.runtime.clone();
-        c.start_container(cri::StartContainerRequest { container_id: id.into() })
-            .await
-            .map_err(call("StartContainer"))?;
+        c.start_container(cri::StartContainerRequest {
+            container_id: id.into(),
+        })
+        .await
+        .map_err(call("StartContainer"))?;
         Ok(())
     }
 
     pub async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<(), CriError> {
         let mut c = self.runtime.clone();
-        c.stop_container(cri::StopContainerRequest { container_id: id.into(), timeout: timeout_secs })
-            .await
-            .map_err(call("StopContainer"))?;
+        c.stop_container(cri::StopContainerRequest {
+            container_id: id.into(),
+            timeout: timeout_secs,
+        })
+        .await
+        .map_err(call("StopContainer"))?;
         Ok(())
     }
 
     pub async fn remove_container(&self, id: &str) -> Result<(), CriError> {
         let mut c = self.runtime.clone();
-        c.remove_container(cri::RemoveContainerRequest { container_id: id.into() })
-            .await
-            .map_err(call("RemoveContainer"))?;
+        c.remove_container(cri::RemoveContainerRequest {
+            container_id: id.into(),
+        })
+        .await
+        .map_err(call("RemoveContainer"))?;
         Ok(())
     }
 
-    pub async fn list_containers(&self, sandbox_id: Option<&str>) -> Result<Vec<cri::Container>, CriError> {
+    pub async fn list_containers(
+        &self,
+        sandbox_id: Option<&str>,
+    ) -> Result<Vec<cri::Container>, CriError> {
         let mut c = self.runtime.clone();
-        let filter = sandbox_id.map(|s| cri::ContainerFilter { pod_sandbox_id: s.into(), ..Default::default() });
-        let r = c.list_containers(cri::ListContainersRequest { filter }).await.map_err(call("ListContainers"))?;
+        let filter = sandbox_id.map(|s| cri::ContainerFilter {
+            pod_sandbox_id: s.into(),
+            ..Default::default()
+        });
+        let r = c
+            .list_containers(cri::ListContainersRequest { filter })
+            .await
+            .map_err(call("ListContainers"))?;
         Ok(r.into_inner().containers)
     }
 
     pub async fn container_status(&self, id: &str) -> Result<cri::ContainerStatus, CriError> {
         let mut c = self.runtime.clone();
         let r = c
-            .container_status(cri::ContainerStatusRequest { container_id: id.into(), verbose: false })
+            .container_status(cri::ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            })
             .await
             .map_err(call("ContainerStatus"))?;
         r.into_inner().status.ok_or_else(|| CriError::Call {
@@ -172,10 +220,19 @@ impl Cri {
     }
 
     /// Runs a command in a container to completion (exec probes, non-interactive exec).
-    pub async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout_secs: i64) -> Result<cri::ExecSyncResponse, CriError> {
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout_secs: i64,
+    ) -> Result<cri::ExecSyncResponse, CriError> {
         let mut c = self.runtime.clone();
         let r = c
-            .exec_sync(cri::ExecSyncRequest { container_id: id.into(), cmd, timeout: timeout_secs })
+            .exec_sync(cri::ExecSyncRequest {
+                container_id: id.into(),
+                cmd,
+                timeout: timeout_secs,
+            })
             .await
             .map_err(call("ExecSync"))?;
         Ok(r.into_inner())
@@ -189,18 +246,28 @@ impl Cri {
 
     pub async fn attach(&self, req: cri::AttachRequest) -> Result<String, CriError> {
         let mut c = self.runtime.clone();
-        Ok(c.attach(req).await.map_err(call("Attach"))?.into_inner().url)
+        Ok(c.attach(req)
+            .await
+            .map_err(call("Attach"))?
+            .into_inner()
+            .url)
     }
 
     pub async fn port_forward(&self, req: cri::PortForwardRequest) -> Result<String, CriError> {
         let mut c = self.runtime.clone();
-        Ok(c.port_forward(req).await.map_err(call("PortForward"))?.into_inner().url)
+        Ok(c.port_forward(req)
+            .await
+            .map_err(call("PortForward"))?
+            .into_inner()
+            .url)
     }
 
     pub async fn container_stats(&self, id: &str) -> Result<Option<cri::ContainerStats>, CriError> {
         let mut c = self.runtime.clone();
         let r = c
-            .container_stats(cri::ContainerStatsRequest { container_id: id.into() })
+            .container_stats(cri::ContainerStatsRequest {
+                container_id: id.into(),
+            })
             .await
             .map_err(call("ContainerStats"))?;
         Ok(r.into_inner().stats)
@@ -211,7 +278,10 @@ impl Cri {
         let mut c = self.images.clone();
         let r = c
             .image_status(cri::ImageStatusRequest {
-                image: Some(cri::ImageSpec { image: image.into(), ..Default::default() }),
+                image: Some(cri::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
                 verbose: false,
             })
             .await
@@ -223,7 +293,10 @@ impl Cri {
         let mut c = self.images.clone();
         let r = c
             .pull_image(cri::PullImageRequest {
-                image: Some(cri::ImageSpec { image: image.into(), ..Default::default() }),
+                image: Some(cri::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
                 auth: None,
                 sandbox_config: None,
             })

@@ -37,22 +37,40 @@ fn service_vars(services: &[Service]) -> Vec<(String, String)> {
         if ip.is_empty() || ip == "None" {
             continue;
         }
-        let name = s.metadata.name.clone().unwrap_or_default().to_uppercase().replace('-', "_");
+        let name = s
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_default()
+            .to_uppercase()
+            .replace('-', "_");
         let ports = spec.ports.unwrap_or_default();
         let Some(first) = ports.first() else { continue };
         out.push((format!("{name}_SERVICE_HOST"), ip.clone()));
         out.push((format!("{name}_SERVICE_PORT"), first.port.to_string()));
         for p in &ports {
             if let Some(pn) = p.name.as_ref().filter(|n| !n.is_empty()) {
-                out.push((format!("{name}_SERVICE_PORT_{}", pn.to_uppercase().replace('-', "_")), p.port.to_string()));
+                out.push((
+                    format!(
+                        "{name}_SERVICE_PORT_{}",
+                        pn.to_uppercase().replace('-', "_")
+                    ),
+                    p.port.to_string(),
+                ));
             }
         }
         let proto = first.protocol.clone().unwrap_or_else(|| "TCP".into());
-        out.push((format!("{name}_PORT"), format!("{}://{ip}:{}", proto.to_lowercase(), first.port)));
+        out.push((
+            format!("{name}_PORT"),
+            format!("{}://{ip}:{}", proto.to_lowercase(), first.port),
+        ));
         for p in &ports {
             let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
             let prefix = format!("{name}_PORT_{}_{}", p.port, proto.to_uppercase());
-            out.push((prefix.clone(), format!("{}://{ip}:{}", proto.to_lowercase(), p.port)));
+            out.push((
+                prefix.clone(),
+                format!("{}://{ip}:{}", proto.to_lowercase(), p.port),
+            ));
             out.push((format!("{prefix}_PROTO"), proto.to_lowercase()));
             out.push((format!("{prefix}_PORT"), p.port.to_string()));
             out.push((format!("{prefix}_ADDR"), ip.clone()));
@@ -94,16 +112,29 @@ pub fn expand(value: &str, vars: &HashMap<String, String>) -> String {
 }
 
 fn field_value(pod: &Pod, path: &str, pod_ip: &str, node: &NodeFacts) -> Option<String> {
-    let label = |m: Option<&BTreeMap<String, String>>, key: &str| m.and_then(|m| m.get(key)).cloned().unwrap_or_default();
+    let label = |m: Option<&BTreeMap<String, String>>, key: &str| {
+        m.and_then(|m| m.get(key)).cloned().unwrap_or_default()
+    };
     let bracket = |p: &str, prefix: &str| {
-        p.strip_prefix(prefix).and_then(|r| r.strip_prefix("['")).and_then(|r| r.strip_suffix("']")).map(String::from)
+        p.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix("['"))
+            .and_then(|r| r.strip_suffix("']"))
+            .map(String::from)
     };
     Some(match path {
         "metadata.name" => pod.metadata.name.clone().unwrap_or_default(),
         "metadata.namespace" => pod.metadata.namespace.clone().unwrap_or_default(),
         "metadata.uid" => pod.metadata.uid.clone().unwrap_or_default(),
-        "spec.nodeName" => pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        "spec.serviceAccountName" => pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+        "spec.nodeName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
+        "spec.serviceAccountName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
         "status.hostIP" | "status.hostIPs" => node.host_ip.clone(),
         "status.podIP" | "status.podIPs" => pod_ip.to_string(),
         p => {
@@ -120,10 +151,19 @@ fn field_value(pod: &Pod, path: &str, pod_ip: &str, node: &NodeFacts) -> Option<
 
 /// `requests.cpu`, `limits.memory`, … of a container, in units of the divisor; unset limits are
 /// the node's allocatable.
-pub fn resource_value(c: &Container, resource: &str, divisor: Option<&str>, node: &NodeFacts) -> Option<String> {
+pub fn resource_value(
+    c: &Container,
+    resource: &str,
+    divisor: Option<&str>,
+    node: &NodeFacts,
+) -> Option<String> {
     let (kind, name) = resource.split_once('.')?;
     let res = c.resources.clone().unwrap_or_default();
-    let list = if kind == "limits" { res.limits } else { res.requests };
+    let list = if kind == "limits" {
+        res.limits
+    } else {
+        res.requests
+    };
     let milli = name == "cpu";
     let raw = list
         .and_then(|l| l.get(name).cloned())
@@ -133,7 +173,10 @@ pub fn resource_value(c: &Container, resource: &str, divisor: Option<&str>, node
             ("limits", "memory") => Some(node.allocatable_memory),
             _ => Some(0),
         })?;
-    let div = divisor.and_then(|d| super::spec::quantity(d, milli)).filter(|d| *d > 0).unwrap_or(if milli { 1000 } else { 1 });
+    let div = divisor
+        .and_then(|d| super::spec::quantity(d, milli))
+        .filter(|d| *d > 0)
+        .unwrap_or(if milli { 1000 } else { 1 });
     // Rounded up, as the downward API does.
     Some(((raw + div - 1) / div).to_string())
 }
@@ -151,7 +194,10 @@ pub async fn container_env(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let mut vars: Vec<(String, String)> = Vec::new();
     let mut map: HashMap<String, String> = HashMap::new();
-    let mut set = |vars: &mut Vec<(String, String)>, map: &mut HashMap<String, String>, k: String, v: String| {
+    let set = |vars: &mut Vec<(String, String)>,
+               map: &mut HashMap<String, String>,
+               k: String,
+               v: String| {
         if let Some(pos) = vars.iter().position(|(x, _)| *x == k) {
             vars.remove(pos);
         }
@@ -162,7 +208,9 @@ pub async fn container_env(
         let svcs: Api<Service> = Api::namespaced(client.clone(), &ns);
         let mut list = svcs.list(&ListParams::default()).await?.items;
         if ns != "default"
-            && let Some(k) = Api::<Service>::namespaced(client.clone(), "default").get_opt("kubernetes").await?
+            && let Some(k) = Api::<Service>::namespaced(client.clone(), "default")
+                .get_opt("kubernetes")
+                .await?
         {
             list.push(k);
         }
@@ -180,14 +228,24 @@ pub async fn container_env(
                     }
                 }
                 None if r.optional == Some(true) => {}
-                None => return Err(EnvError::Config(format!("configmap \"{}\" not found", r.name))),
+                None => {
+                    return Err(EnvError::Config(format!(
+                        "configmap \"{}\" not found",
+                        r.name
+                    )));
+                }
             }
         }
         if let Some(r) = &from.secret_ref {
             match get_opt(&secrets, &r.name).await? {
                 Some(s) => {
                     for (k, v) in s.data.unwrap_or_default() {
-                        set(&mut vars, &mut map, format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into_owned());
+                        set(
+                            &mut vars,
+                            &mut map,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v.0).into_owned(),
+                        );
                     }
                 }
                 None if r.optional == Some(true) => {}
@@ -224,8 +282,9 @@ pub async fn container_env(
                         }
                     }
                 } else if let Some(f) = &from.field_ref {
-                    field_value(pod, &f.field_path, pod_ip, node)
-                        .ok_or_else(|| EnvError::Config(format!("unsupported fieldPath {:?}", f.field_path)))?
+                    field_value(pod, &f.field_path, pod_ip, node).ok_or_else(|| {
+                        EnvError::Config(format!("unsupported fieldPath {:?}", f.field_path))
+                    })?
                 } else if let Some(r) = &from.resource_field_ref {
                     let target = match r.container_name.as_deref() {
                         Some(name) if !name.is_empty() => pod
@@ -233,11 +292,20 @@ pub async fn container_env(
                             .iter()
                             .flat_map(|s| s.containers.iter())
                             .find(|x| x.name == name)
-                            .ok_or_else(|| EnvError::Config(format!("container {name} not found")))?,
+                            .ok_or_else(|| {
+                                EnvError::Config(format!("container {name} not found"))
+                            })?,
                         _ => c,
                     };
-                    resource_value(target, &r.resource, r.divisor.as_ref().map(|d| d.0.as_str()), node)
-                        .ok_or_else(|| EnvError::Config(format!("unsupported resource {:?}", r.resource)))?
+                    resource_value(
+                        target,
+                        &r.resource,
+                        r.divisor.as_ref().map(|d| d.0.as_str()),
+                        node,
+                    )
+                    .ok_or_else(|| {
+                        EnvError::Config(format!("unsupported resource {:?}", r.resource))
+                    })?
                 } else {
                     continue;
                 }
@@ -261,12 +329,29 @@ mod tests {
     #[test]
     fn resource_fields_round_up_in_divisor_units() {
         let c: Container = serde_json::from_value(serde_json::json!({"name": "c",
-            "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}})).expect("container");
-        let node = NodeFacts { host_ip: "10.0.0.1".into(), allocatable_cpu_milli: 2000, allocatable_memory: 1 << 30 };
-        assert_eq!(resource_value(&c, "requests.cpu", None, &node).as_deref(), Some("1"));
-        assert_eq!(resource_value(&c, "requests.cpu", Some("1m"), &node).as_deref(), Some("250"));
-        assert_eq!(resource_value(&c, "requests.memory", Some("1Mi"), &node).as_deref(), Some("64"));
-        assert_eq!(resource_value(&c, "limits.cpu", None, &node).as_deref(), Some("2"));
+            "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}))
+        .expect("container");
+        let node = NodeFacts {
+            host_ip: "10.0.0.1".into(),
+            allocatable_cpu_milli: 2000,
+            allocatable_memory: 1 << 30,
+        };
+        assert_eq!(
+            resource_value(&c, "requests.cpu", None, &node).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            resource_value(&c, "requests.cpu", Some("1m"), &node).as_deref(),
+            Some("250")
+        );
+        assert_eq!(
+            resource_value(&c, "requests.memory", Some("1Mi"), &node).as_deref(),
+            Some("64")
+        );
+        assert_eq!(
+            resource_value(&c, "limits.cpu", None, &node).as_deref(),
+            Some("2")
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ const KETCH_ROUTE_PROTOCOL: u8 = 200;
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     #[error("write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("netlink: {0}")]
     Netlink(String),
 }
@@ -34,8 +37,15 @@ pub fn cni_config(pod_cidr: &str, data_dir: &Path) -> serde_json::Value {
     })
 }
 
-pub fn write_cni_config(conf_dir: &Path, pod_cidr: &str, data_dir: &Path) -> Result<(), NetworkError> {
-    let err = |source| NetworkError::Write { path: conf_dir.display().to_string(), source };
+pub fn write_cni_config(
+    conf_dir: &Path,
+    pod_cidr: &str,
+    data_dir: &Path,
+) -> Result<(), NetworkError> {
+    let err = |source| NetworkError::Write {
+        path: conf_dir.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(conf_dir).map_err(err)?;
     let path = conf_dir.join("10-ketch.conflist");
     let tmp = conf_dir.join(".10-ketch.conflist.tmp");
@@ -47,11 +57,15 @@ pub fn write_cni_config(conf_dir: &Path, pod_cidr: &str, data_dir: &Path) -> Res
 /// Keeps this node's routes to other nodes' pod ranges equal to `want` (podCIDR → node IP).
 pub async fn sync_routes(want: &BTreeMap<Ipv4Network, Ipv4Addr>) -> Result<(), NetworkError> {
     let nl = |e: rtnetlink::Error| NetworkError::Netlink(e.to_string());
-    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| NetworkError::Netlink(e.to_string()))?;
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| NetworkError::Netlink(e.to_string()))?;
     let task = tokio::spawn(conn);
     let result = async {
         let mut existing: Vec<RouteMessage> = Vec::new();
-        let mut routes = handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+        let mut routes = handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
         while let Some(r) = routes.try_next().await.map_err(nl)? {
             if r.header.protocol == RouteProtocol::Other(KETCH_ROUTE_PROTOCOL) {
                 existing.push(r);
@@ -67,7 +81,10 @@ pub async fn sync_routes(want: &BTreeMap<Ipv4Network, Ipv4Addr>) -> Result<(), N
                     _ => {}
                 }
             }
-            Some((Ipv4Network::new(dst?, r.header.destination_prefix_length).ok()?, gw))
+            Some((
+                Ipv4Network::new(dst?, r.header.destination_prefix_length).ok()?,
+                gw,
+            ))
         };
         for r in &existing {
             if let Some((net, gw)) = dest_of(r)
@@ -82,7 +99,13 @@ pub async fn sync_routes(want: &BTreeMap<Ipv4Network, Ipv4Addr>) -> Result<(), N
                 .gateway(*gw)
                 .protocol(RouteProtocol::Other(KETCH_ROUTE_PROTOCOL))
                 .build();
-            handle.route().add(msg).replace().execute().await.map_err(nl)?;
+            handle
+                .route()
+                .add(msg)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl)?;
         }
         Ok(())
     }

@@ -11,11 +11,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn now_micro() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }
 
 /// A value of /proc/meminfo in KiB.
@@ -31,12 +35,17 @@ fn meminfo(key: &str) -> Option<u64> {
 fn disk(path: &Path) -> Option<(u64, u64)> {
     let s = nix::sys::statvfs::statvfs(path).ok()?;
     let block = s.fragment_size() as u64;
-    Some((s.blocks() as u64 * block, s.blocks_available() as u64 * block))
+    Some((
+        s.blocks() as u64 * block,
+        s.blocks_available() as u64 * block,
+    ))
 }
 
 /// What the node offers: CPUs and memory of the host (or its cgroup limit), pods, disk.
 pub fn capacity(cfg: &KubeletConfig) -> BTreeMap<String, String> {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mem_kib = meminfo("MemTotal").unwrap_or(0);
     let (disk_total, _) = disk(&cfg.root_dir).unwrap_or((0, 0));
     BTreeMap::from([
@@ -51,7 +60,10 @@ pub fn capacity(cfg: &KubeletConfig) -> BTreeMap<String, String> {
 pub fn allocatable(cfg: &KubeletConfig) -> BTreeMap<String, String> {
     let mut a = capacity(cfg);
     if let Some(kib) = meminfo("MemTotal") {
-        a.insert("memory".into(), format!("{}Ki", kib.saturating_sub(100 * 1024)));
+        a.insert(
+            "memory".into(),
+            format!("{}Ki", kib.saturating_sub(100 * 1024)),
+        );
     }
     a
 }
@@ -61,22 +73,68 @@ pub fn allocatable(cfg: &KubeletConfig) -> BTreeMap<String, String> {
 pub fn pressures(cfg: &KubeletConfig) -> [(&'static str, bool, &'static str); 3] {
     let mem = meminfo("MemAvailable").is_some_and(|kib| kib < 100 * 1024);
     let disk = disk(&cfg.root_dir).is_some_and(|(total, avail)| total > 0 && avail * 10 < total);
-    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(4194304);
-    let procs = std::fs::read_dir("/proc").map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit())).count() as u64).unwrap_or(0);
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4194304);
+    let procs = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .chars()
+                        .all(|c| c.is_ascii_digit())
+                })
+                .count() as u64
+        })
+        .unwrap_or(0);
     let pid = procs * 10 > pid_max * 9;
     [
-        ("MemoryPressure", mem, if mem { "KubeletHasInsufficientMemory" } else { "KubeletHasSufficientMemory" }),
-        ("DiskPressure", disk, if disk { "KubeletHasDiskPressure" } else { "KubeletHasNoDiskPressure" }),
-        ("PIDPressure", pid, if pid { "KubeletHasInsufficientPID" } else { "KubeletHasSufficientPID" }),
+        (
+            "MemoryPressure",
+            mem,
+            if mem {
+                "KubeletHasInsufficientMemory"
+            } else {
+                "KubeletHasSufficientMemory"
+            },
+        ),
+        (
+            "DiskPressure",
+            disk,
+            if disk {
+                "KubeletHasDiskPressure"
+            } else {
+                "KubeletHasNoDiskPressure"
+            },
+        ),
+        (
+            "PIDPressure",
+            pid,
+            if pid {
+                "KubeletHasInsufficientPID"
+            } else {
+                "KubeletHasSufficientPID"
+            },
+        ),
     ]
 }
 
 fn node_info(cri_version: &str) -> Value {
-    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
     let os_image = read("/etc/os-release")
         .lines()
         .find(|l| l.starts_with("PRETTY_NAME="))
-        .map(|l| l.trim_start_matches("PRETTY_NAME=").trim_matches('"').to_string())
+        .map(|l| {
+            l.trim_start_matches("PRETTY_NAME=")
+                .trim_matches('"')
+                .to_string()
+        })
         .unwrap_or_else(|| "Linux".into());
     json!({
         "machineID": read("/etc/machine-id"),
@@ -93,14 +151,23 @@ fn node_info(cri_version: &str) -> Value {
     })
 }
 
-fn conditions(cfg: &KubeletConfig, ready: Result<(), String>, previous: Option<&Node>) -> Vec<Value> {
+fn conditions(
+    cfg: &KubeletConfig,
+    ready: Result<(), String>,
+    previous: Option<&Node>,
+) -> Vec<Value> {
     let now = now();
     let prior = |ty: &str| {
         previous
             .and_then(|n| n.status.as_ref())
             .and_then(|s| s.conditions.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.type_ == ty))
-            .map(|c| (c.status.clone(), c.last_transition_time.as_ref().map(|t| t.0.to_string())))
+            .map(|c| {
+                (
+                    c.status.clone(),
+                    c.last_transition_time.as_ref().map(|t| t.0.to_string()),
+                )
+            })
     };
     let cond = |ty: &str, status: &str, reason: &str, message: &str| {
         let since = match prior(ty) {
@@ -125,16 +192,29 @@ fn conditions(cfg: &KubeletConfig, ready: Result<(), String>, previous: Option<&
         })
         .collect();
     out.push(match ready {
-        Ok(()) => cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        Ok(()) => cond(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+        ),
         Err(why) => cond("Ready", "False", "KubeletNotReady", &why),
     });
     out
 }
 
 /// Creates the Node, or brings an existing one's status up to date.
-pub async fn register(client: &kube::Client, cfg: &KubeletConfig, cri: &Cri) -> Result<Node, kube::Error> {
+pub async fn register(
+    client: &kube::Client,
+    cfg: &KubeletConfig,
+    cri: &Cri,
+) -> Result<Node, kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let version = cri.version().await.map(|v| format!("{}://{}", v.runtime_name, v.runtime_version)).unwrap_or_default();
+    let version = cri
+        .version()
+        .await
+        .map(|v| format!("{}://{}", v.runtime_name, v.runtime_version))
+        .unwrap_or_default();
     let mut labels = json!({
         "kubernetes.io/hostname": cfg.node_name,
         "kubernetes.io/os": "linux",
@@ -166,23 +246,53 @@ pub async fn register(client: &kube::Client, cfg: &KubeletConfig, cri: &Cri) -> 
         Err(e) => return Err(e),
     }
     // Already registered (a restart): refresh labels and status, keep the rest.
-    nodes.patch(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"labels": labels}}))).await?;
+    nodes
+        .patch(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": labels}})),
+        )
+        .await?;
     let existing = nodes.get(&cfg.node_name).await?;
     let mut status = status;
-    status["conditions"] = json!(conditions(cfg, Err("kubelet is starting".into()), Some(&existing)));
-    nodes.patch_status(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&json!({"status": status}))).await
+    status["conditions"] = json!(conditions(
+        cfg,
+        Err("kubelet is starting".into()),
+        Some(&existing)
+    ));
+    nodes
+        .patch_status(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await
 }
 
 /// Writes the current conditions (heartbeat).
-pub async fn update_status(client: &kube::Client, cfg: &KubeletConfig, ready: Result<(), String>) -> Result<Node, kube::Error> {
+pub async fn update_status(
+    client: &kube::Client,
+    cfg: &KubeletConfig,
+    ready: Result<(), String>,
+) -> Result<Node, kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let current = nodes.get(&cfg.node_name).await?;
     let patch = json!({"status": {"conditions": conditions(cfg, ready, Some(&current)), "allocatable": allocatable(cfg)}});
-    nodes.patch_status(&cfg.node_name, &PatchParams::default(), &Patch::Strategic(&patch)).await
+    nodes
+        .patch_status(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
 }
 
 /// Renews (or creates) the node's Lease in kube-node-lease.
-pub async fn renew_lease(client: &kube::Client, cfg: &KubeletConfig, node_uid: &str) -> Result<(), kube::Error> {
+pub async fn renew_lease(
+    client: &kube::Client,
+    cfg: &KubeletConfig,
+    node_uid: &str,
+) -> Result<(), kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let lease = json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -190,7 +300,14 @@ pub async fn renew_lease(client: &kube::Client, cfg: &KubeletConfig, node_uid: &
             "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": cfg.node_name, "uid": node_uid}]},
         "spec": {"holderIdentity": cfg.node_name, "leaseDurationSeconds": 40, "renewTime": now_micro()},
     });
-    match leases.patch(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&lease)).await {
+    match leases
+        .patch(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(&lease),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => {
             let l: Lease = serde_json::from_value(lease).map_err(kube::Error::SerdeError)?;
@@ -229,7 +346,10 @@ mod tests {
         assert!(c["cpu"].parse::<u32>().expect("cpus") >= 1);
         assert!(c["memory"].ends_with("Ki"));
         let conds = conditions(&cfg, Ok(()), None);
-        assert_eq!(conds.last().map(|c| c["type"].clone()), Some(json!("Ready")));
+        assert_eq!(
+            conds.last().map(|c| c["type"].clone()),
+            Some(json!("Ready"))
+        );
         assert_eq!(conds.len(), 4);
     }
 }

@@ -36,23 +36,44 @@ pub fn container_hash(c: &Container) -> String {
 }
 
 fn host_network(pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
 }
 
 /// The sandbox of attempt `attempt` of `pod`.
 pub fn sandbox_config(cfg: &KubeletConfig, pod: &Pod, attempt: u32) -> cri::PodSandboxConfig {
     let (name, namespace, uid) = meta(pod);
     let spec = pod.spec.clone().unwrap_or_default();
-    let mut labels: HashMap<String, String> = pod.metadata.labels.clone().unwrap_or_default().into_iter().collect();
+    let mut labels: HashMap<String, String> = pod
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     labels.insert(POD_NAME.into(), name.clone());
     labels.insert(POD_NAMESPACE.into(), namespace.clone());
     labels.insert(POD_UID.into(), uid.clone());
-    let mut annotations: HashMap<String, String> =
-        pod.metadata.annotations.clone().unwrap_or_default().into_iter().collect();
-    annotations.insert(GRACE_PERIOD.into(), spec.termination_grace_period_seconds.unwrap_or(30).to_string());
+    let mut annotations: HashMap<String, String> = pod
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    annotations.insert(
+        GRACE_PERIOD.into(),
+        spec.termination_grace_period_seconds
+            .unwrap_or(30)
+            .to_string(),
+    );
     let hostname = spec.hostname.clone().unwrap_or_else(|| name.clone());
     let hostname = if host_network(pod) {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or(hostname)
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or(hostname)
     } else {
         hostname
     };
@@ -72,17 +93,37 @@ pub fn sandbox_config(cfg: &KubeletConfig, pod: &Pod, attempt: u32) -> cri::PodS
             host_ip: p.host_ip.clone().unwrap_or_default(),
         })
         .collect();
-    let network = if host_network(pod) { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod };
+    let network = if host_network(pod) {
+        cri::NamespaceMode::Node
+    } else {
+        cri::NamespaceMode::Pod
+    };
     let sysctls: HashMap<String, String> = spec
         .security_context
         .as_ref()
         .and_then(|s| s.sysctls.as_ref())
-        .map(|s| s.iter().map(|x| (x.name.clone(), x.value.clone())).collect())
+        .map(|s| {
+            s.iter()
+                .map(|x| (x.name.clone(), x.value.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     cri::PodSandboxConfig {
-        metadata: Some(cri::PodSandboxMetadata { name, uid: uid.clone(), namespace: namespace.clone(), attempt }),
+        metadata: Some(cri::PodSandboxMetadata {
+            name,
+            uid: uid.clone(),
+            namespace: namespace.clone(),
+            attempt,
+        }),
         hostname,
-        log_directory: cfg.log_dir(&namespace, &pod.metadata.name.clone().unwrap_or_default(), &uid).display().to_string(),
+        log_directory: cfg
+            .log_dir(
+                &namespace,
+                &pod.metadata.name.clone().unwrap_or_default(),
+                &uid,
+            )
+            .display()
+            .to_string(),
         dns_config: dns_config(cfg, pod),
         port_mappings,
         labels,
@@ -97,7 +138,11 @@ pub fn sandbox_config(cfg: &KubeletConfig, pod: &Pod, attempt: u32) -> cri::PodS
                     } else {
                         cri::NamespaceMode::Container as i32
                     },
-                    ipc: if spec.host_ipc == Some(true) { cri::NamespaceMode::Node as i32 } else { cri::NamespaceMode::Pod as i32 },
+                    ipc: if spec.host_ipc == Some(true) {
+                        cri::NamespaceMode::Node as i32
+                    } else {
+                        cri::NamespaceMode::Pod as i32
+                    },
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -125,7 +170,11 @@ fn dns_config(cfg: &KubeletConfig, pod: &Pod) -> Option<cri::DnsConfig> {
         let d = &cfg.cluster_domain;
         cri::DnsConfig {
             servers: cfg.cluster_dns.iter().map(|s| s.to_string()).collect(),
-            searches: vec![format!("{namespace}.svc.{d}"), format!("svc.{d}"), d.clone()],
+            searches: vec![
+                format!("{namespace}.svc.{d}"),
+                format!("svc.{d}"),
+                d.clone(),
+            ],
             options: vec!["ndots:5".into()],
         }
     } else {
@@ -161,7 +210,11 @@ fn host_resolv_conf() -> cri::DnsConfig {
 
 /// CPU shares for a request, as the kubelet computes them (milli-CPU * 1024 / 1000, at least 2).
 pub fn cpu_shares(request_milli: i64) -> i64 {
-    if request_milli <= 0 { 2 } else { (request_milli * 1024 / 1000).max(2) }
+    if request_milli <= 0 {
+        2
+    } else {
+        (request_milli * 1024 / 1000).max(2)
+    }
 }
 
 /// The OOM score adjustment by QoS class.
@@ -188,20 +241,40 @@ pub struct ContainerContext<'a> {
     pub init: bool,
 }
 
-pub fn container_config(pod: &Pod, c: &Container, ctx: ContainerContext<'_>) -> cri::ContainerConfig {
+pub fn container_config(
+    pod: &Pod,
+    c: &Container,
+    ctx: ContainerContext<'_>,
+) -> cri::ContainerConfig {
     let (pod_name, namespace, uid) = meta(pod);
-    let requests = c.resources.as_ref().and_then(|r| r.requests.clone()).unwrap_or_default();
-    let limits = c.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
-    let q = |m: &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>, k: &str, milli: bool| {
-        m.get(k).and_then(|q| quantity(&q.0, milli))
-    };
-    let cpu_req = q(&requests, "cpu", true).or(q(&limits, "cpu", true)).unwrap_or(0);
+    let requests = c
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.clone())
+        .unwrap_or_default();
+    let limits = c
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.clone())
+        .unwrap_or_default();
+    let q = |m: &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+             k: &str,
+             milli: bool| { m.get(k).and_then(|q| quantity(&q.0, milli)) };
+    let cpu_req = q(&requests, "cpu", true)
+        .or(q(&limits, "cpu", true))
+        .unwrap_or(0);
     let cpu_lim = q(&limits, "cpu", true).unwrap_or(0);
-    let mem_req = q(&requests, "memory", false).or(q(&limits, "memory", false)).unwrap_or(0);
+    let mem_req = q(&requests, "memory", false)
+        .or(q(&limits, "memory", false))
+        .unwrap_or(0);
     let mem_lim = q(&limits, "memory", false).unwrap_or(0);
     let period = 100_000;
     let sc = c.security_context.clone().unwrap_or_default();
-    let pod_sc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let pod_sc = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default();
     let caps = sc.capabilities.clone().unwrap_or_default();
     let mut labels = HashMap::from([
         (CONTAINER_NAME.to_string(), c.name.clone()),
@@ -217,16 +290,28 @@ pub fn container_config(pod: &Pod, c: &Container, ctx: ContainerContext<'_>) -> 
         (RESTART_COUNT.to_string(), ctx.attempt.to_string()),
         (
             TERMINATION_MESSAGE_PATH.to_string(),
-            c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into()),
+            c.termination_message_path
+                .clone()
+                .unwrap_or_else(|| "/dev/termination-log".into()),
         ),
     ]);
     cri::ContainerConfig {
-        metadata: Some(cri::ContainerMetadata { name: c.name.clone(), attempt: ctx.attempt }),
-        image: Some(cri::ImageSpec { image: c.image.clone().unwrap_or_default(), ..Default::default() }),
+        metadata: Some(cri::ContainerMetadata {
+            name: c.name.clone(),
+            attempt: ctx.attempt,
+        }),
+        image: Some(cri::ImageSpec {
+            image: c.image.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
         command: c.command.clone().unwrap_or_default(),
         args: c.args.clone().unwrap_or_default(),
         working_dir: c.working_dir.clone().unwrap_or_default(),
-        envs: ctx.env.into_iter().map(|(key, value)| cri::KeyValue { key, value }).collect(),
+        envs: ctx
+            .env
+            .into_iter()
+            .map(|(key, value)| cri::KeyValue { key, value })
+            .collect(),
         mounts: ctx.mounts,
         labels,
         annotations,
@@ -237,7 +322,11 @@ pub fn container_config(pod: &Pod, c: &Container, ctx: ContainerContext<'_>) -> 
         linux: Some(cri::LinuxContainerConfig {
             resources: Some(cri::LinuxContainerResources {
                 cpu_period: if cpu_lim > 0 { period } else { 0 },
-                cpu_quota: if cpu_lim > 0 { (cpu_lim * period / 1000).max(1000) } else { 0 },
+                cpu_quota: if cpu_lim > 0 {
+                    (cpu_lim * period / 1000).max(1000)
+                } else {
+                    0
+                },
                 cpu_shares: cpu_shares(cpu_req),
                 memory_limit_in_bytes: mem_lim,
                 oom_score_adj: oom_score_adj(ctx.qos, mem_req, ctx.memory_capacity),
@@ -251,8 +340,13 @@ pub fn container_config(pod: &Pod, c: &Container, ctx: ContainerContext<'_>) -> 
                 }),
                 privileged: sc.privileged.unwrap_or(false),
                 namespace_options: Some(cri::NamespaceOption {
-                    network: if host_network(pod) { cri::NamespaceMode::Node as i32 } else { cri::NamespaceMode::Pod as i32 },
-                    pid: if pod.spec.as_ref().and_then(|s| s.share_process_namespace) == Some(true) {
+                    network: if host_network(pod) {
+                        cri::NamespaceMode::Node as i32
+                    } else {
+                        cri::NamespaceMode::Pod as i32
+                    },
+                    pid: if pod.spec.as_ref().and_then(|s| s.share_process_namespace) == Some(true)
+                    {
                         cri::NamespaceMode::Pod as i32
                     } else {
                         cri::NamespaceMode::Container as i32
@@ -260,8 +354,14 @@ pub fn container_config(pod: &Pod, c: &Container, ctx: ContainerContext<'_>) -> 
                     ipc: cri::NamespaceMode::Pod as i32,
                     ..Default::default()
                 }),
-                run_as_user: sc.run_as_user.or(pod_sc.run_as_user).map(|value| cri::Int64Value { value }),
-                run_as_group: sc.run_as_group.or(pod_sc.run_as_group).map(|value| cri::Int64Value { value }),
+                run_as_user: sc
+                    .run_as_user
+                    .or(pod_sc.run_as_user)
+                    .map(|value| cri::Int64Value { value }),
+                run_as_group: sc
+                    .run_as_group
+                    .or(pod_sc.run_as_group)
+                    .map(|value| cri::Int64Value { value }),
                 readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
                 supplemental_groups: pod_sc.supplemental_groups.clone().unwrap_or_default(),
                 no_new_privs: sc.allow_privilege_escalation == Some(false),
@@ -327,11 +427,25 @@ mod tests {
         }))
         .expect("pod");
         let c = &pod.spec.as_ref().expect("spec").containers[0];
-        let cfg = container_config(&pod, c, ContainerContext { attempt: 2, env: vec![], mounts: vec![], qos: "Guaranteed", memory_capacity: 0, init: false });
+        let cfg = container_config(
+            &pod,
+            c,
+            ContainerContext {
+                attempt: 2,
+                env: vec![],
+                mounts: vec![],
+                qos: "Guaranteed",
+                memory_capacity: 0,
+                init: false,
+            },
+        );
         assert_eq!(cfg.labels[POD_UID], "u1");
         assert_eq!(cfg.annotations[RESTART_COUNT], "2");
         assert_eq!(cfg.log_path, "c/2.log");
         let r = cfg.linux.expect("linux").resources.expect("resources");
-        assert_eq!((r.cpu_quota, r.cpu_period, r.memory_limit_in_bytes), (50_000, 100_000, 64 * 1024 * 1024));
+        assert_eq!(
+            (r.cpu_quota, r.cpu_period, r.memory_limit_in_bytes),
+            (50_000, 100_000, 64 * 1024 * 1024)
+        );
     }
 }

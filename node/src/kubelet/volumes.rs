@@ -20,7 +20,10 @@ pub enum VolumeError {
     #[error("{0}")]
     Config(String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("mount {path}: {source}")]
     Mount { path: String, source: nix::Error },
     #[error("API: {0}")]
@@ -28,7 +31,10 @@ pub enum VolumeError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError + '_ {
-    move |source| VolumeError::Io { path: path.display().to_string(), source }
+    move |source| VolumeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// ServiceAccount tokens handed to pods, refreshed well before they expire.
@@ -38,11 +44,23 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    async fn get(&self, client: &kube::Client, pod: &Pod, audience: &str, seconds: i64) -> Result<String, VolumeError> {
+    async fn get(
+        &self,
+        client: &kube::Client,
+        pod: &Pod,
+        audience: &str,
+        seconds: i64,
+    ) -> Result<String, VolumeError> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let key = (uid.clone(), audience.to_string());
         let now = jiff::Timestamp::now();
-        if let Some((token, issued, expires)) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned() {
+        if let Some((token, issued, expires)) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+        {
             // Renew at 80% of the lifetime, as the kubelet does.
             let life = expires.duration_since(issued).as_secs_f64();
             if now.duration_since(issued).as_secs_f64() < life * 0.8 {
@@ -50,37 +68,65 @@ impl TokenCache {
             }
         }
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let sa = pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
+        let sa = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
         let mut spec = serde_json::json!({"expirationSeconds": seconds,
             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod.metadata.name, "uid": uid}});
         if !audience.is_empty() {
             spec["audiences"] = serde_json::json!([audience]);
         }
         let req = serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec});
-        let api: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
-        let resp: serde_json::Value = api.create_subresource("token", &sa, &PostParams::default(), serde_json::to_vec(&req).unwrap_or_default()).await?;
-        let token = resp.pointer("/status/token").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &ns);
+        let resp: serde_json::Value = api
+            .create_subresource::<serde_json::Value, serde_json::Value>(
+                "token",
+                &sa,
+                &PostParams::default(),
+                &req,
+            )
+            .await?;
+        let token = resp
+            .pointer("/status/token")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string();
         let expires = resp
             .pointer("/status/expirationTimestamp")
             .and_then(|t| t.as_str())
             .and_then(|t| t.parse().ok())
             .unwrap_or(now + jiff::SignedDuration::from_secs(seconds));
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (token.clone(), now, expires));
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (token.clone(), now, expires));
         Ok(token)
     }
 
     pub fn forget(&self, uid: &str) {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).retain(|(u, _), _| u != uid);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(u, _), _| u != uid);
     }
 }
 
 fn volume_dir(cfg: &KubeletConfig, uid: &str, plugin: &str, name: &str) -> PathBuf {
-    cfg.pod_dir(uid).join("volumes").join(format!("kubernetes.io~{plugin}")).join(name)
+    cfg.pod_dir(uid)
+        .join("volumes")
+        .join(format!("kubernetes.io~{plugin}"))
+        .join(name)
 }
 
 fn is_mount_point(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
+    match (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
         (Ok(m), Some(Ok(p))) => m.dev() != p.dev(),
         _ => false,
     }
@@ -95,13 +141,25 @@ fn mount_tmpfs(path: &Path, size: Option<&str>) -> Result<(), VolumeError> {
         Some(s) => format!("mode=0755,size={s}"),
         None => "mode=0755".to_string(),
     };
-    nix::mount::mount(Some("tmpfs"), path, Some("tmpfs"), nix::mount::MsFlags::empty(), Some(opts.as_str()))
-        .map_err(|source| VolumeError::Mount { path: path.display().to_string(), source })
+    nix::mount::mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(|source| VolumeError::Mount {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Writes `files` into `dir` atomically: a new timestamped directory, then `..data` swapped to
 /// it, with one symlink per top-level entry. Unchanged content is left alone.
-pub fn atomic_write(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> Result<(), VolumeError> {
+pub fn atomic_write(
+    dir: &Path,
+    files: &BTreeMap<String, (Vec<u8>, u32)>,
+) -> Result<(), VolumeError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let digest = {
         use std::hash::{Hash, Hasher};
@@ -122,7 +180,8 @@ pub fn atomic_write(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> Res
         }
         std::fs::write(&path, bytes).map_err(io(&path))?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).map_err(io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+            .map_err(io(&path))?;
     }
     let tmp_link = dir.join("..data_tmp");
     let _ = std::fs::remove_file(&tmp_link);
@@ -130,8 +189,10 @@ pub fn atomic_write(dir: &Path, files: &BTreeMap<String, (Vec<u8>, u32)>) -> Res
     let data = dir.join("..data");
     let previous = std::fs::read_link(&data).ok();
     std::fs::rename(&tmp_link, &data).map_err(io(&data))?;
-    let tops: std::collections::BTreeSet<String> =
-        files.keys().map(|k| k.split('/').next().unwrap_or(k).to_string()).collect();
+    let tops: std::collections::BTreeSet<String> = files
+        .keys()
+        .map(|k| k.split('/').next().unwrap_or(k).to_string())
+        .collect();
     for top in &tops {
         let link = dir.join(top);
         if std::fs::symlink_metadata(&link).is_err() {
@@ -167,10 +228,18 @@ fn project(
             for it in items {
                 match data.get(&it.key) {
                     Some(v) => {
-                        out.insert(it.path.clone(), (v.clone(), it.mode.map(|m| m as u32).unwrap_or(default_mode)));
+                        out.insert(
+                            it.path.clone(),
+                            (v.clone(), it.mode.map(|m| m as u32).unwrap_or(default_mode)),
+                        );
                     }
                     None if optional => {}
-                    None => return Err(VolumeError::Config(format!("configmap references non-existent config key: {} ({what})", it.key))),
+                    None => {
+                        return Err(VolumeError::Config(format!(
+                            "configmap references non-existent config key: {} ({what})",
+                            it.key
+                        )));
+                    }
                 }
             }
         }
@@ -184,7 +253,12 @@ fn project(
 }
 
 fn configmap_data(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {
-    let mut d: BTreeMap<String, Vec<u8>> = cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let mut d: BTreeMap<String, Vec<u8>> = cm
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
     for (k, v) in cm.binary_data.unwrap_or_default() {
         d.insert(k, v.0);
     }
@@ -192,13 +266,27 @@ fn configmap_data(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn secret_data(s: Secret) -> BTreeMap<String, Vec<u8>> {
-    s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()
+    s.data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
 }
 
-fn downward_files(pod: &Pod, items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile], default_mode: u32) -> BTreeMap<String, (Vec<u8>, u32)> {
+fn downward_files(
+    pod: &Pod,
+    items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile],
+    default_mode: u32,
+) -> BTreeMap<String, (Vec<u8>, u32)> {
     let mut out = BTreeMap::new();
     let map_text = |m: Option<&BTreeMap<String, String>>| {
-        m.map(|m| m.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join("\n")).unwrap_or_default()
+        m.map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
     };
     for it in items {
         let value = if let Some(f) = &it.field_ref {
@@ -226,13 +314,30 @@ fn downward_files(pod: &Pod, items: &[k8s_openapi::api::core::v1::DownwardAPIVol
                 .flat_map(|s| s.containers.iter())
                 .find(|c| Some(&c.name) == r.container_name.as_ref())
                 .or_else(|| pod.spec.as_ref().and_then(|s| s.containers.first()));
-            let node = super::env::NodeFacts { host_ip: String::new(), allocatable_cpu_milli: 0, allocatable_memory: 0 };
-            c.and_then(|c| super::env::resource_value(c, &r.resource, r.divisor.as_ref().map(|d| d.0.as_str()), &node))
-                .unwrap_or_default()
+            let node = super::env::NodeFacts {
+                host_ip: String::new(),
+                allocatable_cpu_milli: 0,
+                allocatable_memory: 0,
+            };
+            c.and_then(|c| {
+                super::env::resource_value(
+                    c,
+                    &r.resource,
+                    r.divisor.as_ref().map(|d| d.0.as_str()),
+                    &node,
+                )
+            })
+            .unwrap_or_default()
         } else {
             continue;
         };
-        out.insert(it.path.clone(), (value.into_bytes(), it.mode.map(|m| m as u32).unwrap_or(default_mode)));
+        out.insert(
+            it.path.clone(),
+            (
+                value.into_bytes(),
+                it.mode.map(|m| m as u32).unwrap_or(default_mode),
+            ),
+        );
     }
     out
 }
@@ -250,7 +355,11 @@ pub async fn setup(
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let mut out = HashMap::new();
-    let volumes: Vec<Volume> = pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
+    let volumes: Vec<Volume> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
     for v in volumes {
         let path = if let Some(e) = &v.empty_dir {
             let dir = volume_dir(cfg, &uid, "empty-dir", &v.name);
@@ -266,9 +375,20 @@ pub async fn setup(
             let data = match cms.get_opt(&src.name).await? {
                 Some(cm) => configmap_data(cm),
                 None if optional => BTreeMap::new(),
-                None => return Err(VolumeError::Config(format!("configmap \"{}\" not found", src.name))),
+                None => {
+                    return Err(VolumeError::Config(format!(
+                        "configmap \"{}\" not found",
+                        src.name
+                    )));
+                }
             };
-            let files = project(data, src.items.as_ref(), src.default_mode.unwrap_or(0o644) as u32, &src.name, optional)?;
+            let files = project(
+                data,
+                src.items.as_ref(),
+                src.default_mode.unwrap_or(0o644) as u32,
+                &src.name,
+                optional,
+            )?;
             atomic_write(&dir, &files)?;
             dir
         } else if let Some(src) = &v.secret {
@@ -282,12 +402,22 @@ pub async fn setup(
                 None if optional => BTreeMap::new(),
                 None => return Err(VolumeError::Config(format!("secret \"{name}\" not found"))),
             };
-            let files = project(data, src.items.as_ref(), src.default_mode.unwrap_or(0o644) as u32, &name, optional)?;
+            let files = project(
+                data,
+                src.items.as_ref(),
+                src.default_mode.unwrap_or(0o644) as u32,
+                &name,
+                optional,
+            )?;
             atomic_write(&dir, &files)?;
             dir
         } else if let Some(src) = &v.downward_api {
             let dir = volume_dir(cfg, &uid, "downward-api", &v.name);
-            let files = downward_files(pod, src.items.as_deref().unwrap_or_default(), src.default_mode.unwrap_or(0o644) as u32);
+            let files = downward_files(
+                pod,
+                src.items.as_deref().unwrap_or_default(),
+                src.default_mode.unwrap_or(0o644) as u32,
+            );
             atomic_write(&dir, &files)?;
             dir
         } else if let Some(src) = &v.projected {
@@ -298,28 +428,59 @@ pub async fn setup(
             for s in src.sources.iter().flatten() {
                 if let Some(t) = &s.service_account_token {
                     let token = tokens
-                        .get(client, pod, t.audience.as_deref().unwrap_or(""), t.expiration_seconds.unwrap_or(3607))
+                        .get(
+                            client,
+                            pod,
+                            t.audience.as_deref().unwrap_or(""),
+                            t.expiration_seconds.unwrap_or(3607),
+                        )
                         .await?;
                     files.insert(t.path.clone(), (token.into_bytes(), mode));
                 }
                 if let Some(c) = &s.config_map {
                     let optional = c.optional == Some(true);
                     match cms.get_opt(&c.name).await? {
-                        Some(cm) => files.extend(project(configmap_data(cm), c.items.as_ref(), mode, &c.name, optional)?),
+                        Some(cm) => files.extend(project(
+                            configmap_data(cm),
+                            c.items.as_ref(),
+                            mode,
+                            &c.name,
+                            optional,
+                        )?),
                         None if optional => {}
-                        None => return Err(VolumeError::Config(format!("configmap \"{}\" not found", c.name))),
+                        None => {
+                            return Err(VolumeError::Config(format!(
+                                "configmap \"{}\" not found",
+                                c.name
+                            )));
+                        }
                     }
                 }
                 if let Some(sec) = &s.secret {
                     let optional = sec.optional == Some(true);
                     match secrets.get_opt(&sec.name).await? {
-                        Some(x) => files.extend(project(secret_data(x), sec.items.as_ref(), mode, &sec.name, optional)?),
+                        Some(x) => files.extend(project(
+                            secret_data(x),
+                            sec.items.as_ref(),
+                            mode,
+                            &sec.name,
+                            optional,
+                        )?),
                         None if optional => {}
-                        None => return Err(VolumeError::Config(format!("secret \"{}\" not found", sec.name))),
+                        None => {
+                            return Err(VolumeError::Config(format!(
+                                "secret \"{}\" not found",
+                                sec.name
+                            )));
+                        }
                     }
                 }
                 if let Some(d) = &s.downward_api {
-                    files.extend(downward_files(pod, d.items.as_deref().unwrap_or_default(), mode));
+                    files.extend(downward_files(
+                        pod,
+                        d.items.as_deref().unwrap_or_default(),
+                        mode,
+                    ));
                 }
             }
             atomic_write(&dir, &files)?;
@@ -335,23 +496,38 @@ pub async fn setup(
                     std::fs::write(&p, b"").map_err(io(&p))?;
                 }
                 "Directory" if !p.is_dir() => {
-                    return Err(VolumeError::Config(format!("hostPath type check failed: {} is not a directory", h.path)));
+                    return Err(VolumeError::Config(format!(
+                        "hostPath type check failed: {} is not a directory",
+                        h.path
+                    )));
                 }
                 "File" if !p.is_file() => {
-                    return Err(VolumeError::Config(format!("hostPath type check failed: {} is not a file", h.path)));
+                    return Err(VolumeError::Config(format!(
+                        "hostPath type check failed: {} is not a file",
+                        h.path
+                    )));
                 }
                 _ => {}
             }
             p
         } else if let Some(claim) = &v.persistent_volume_claim {
             let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
-            let pvc = pvcs
-                .get_opt(&claim.claim_name)
-                .await?
-                .ok_or_else(|| VolumeError::Config(format!("persistentvolumeclaim \"{}\" not found", claim.claim_name)))?;
-            let pv_name = pvc.spec.and_then(|s| s.volume_name).filter(|n| !n.is_empty()).ok_or_else(|| {
-                VolumeError::Config(format!("persistentvolumeclaim \"{}\" is not bound", claim.claim_name))
+            let pvc = pvcs.get_opt(&claim.claim_name).await?.ok_or_else(|| {
+                VolumeError::Config(format!(
+                    "persistentvolumeclaim \"{}\" not found",
+                    claim.claim_name
+                ))
             })?;
+            let pv_name = pvc
+                .spec
+                .and_then(|s| s.volume_name)
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| {
+                    VolumeError::Config(format!(
+                        "persistentvolumeclaim \"{}\" is not bound",
+                        claim.claim_name
+                    ))
+                })?;
             let pvs: Api<PersistentVolume> = Api::all(client.clone());
             let pv = pvs.get(&pv_name).await?;
             let spec = pv.spec.unwrap_or_default();
@@ -359,12 +535,19 @@ pub async fn setup(
                 .host_path
                 .map(|h| h.path)
                 .or(spec.local.map(|l| l.path))
-                .ok_or_else(|| VolumeError::Config(format!("persistentvolume \"{pv_name}\" is neither hostPath nor local")))?;
+                .ok_or_else(|| {
+                    VolumeError::Config(format!(
+                        "persistentvolume \"{pv_name}\" is neither hostPath nor local"
+                    ))
+                })?;
             let p = PathBuf::from(path);
             std::fs::create_dir_all(&p).map_err(io(&p))?;
             p
         } else {
-            return Err(VolumeError::Config(format!("volume \"{}\": this volume type is not supported on ketch nodes", v.name)));
+            return Err(VolumeError::Config(format!(
+                "volume \"{}\": this volume type is not supported on ketch nodes",
+                v.name
+            )));
         };
         out.insert(v.name.clone(), path);
     }
@@ -372,15 +555,24 @@ pub async fn setup(
 }
 
 /// The CRI mounts of a container: its volumeMounts (with subPath) and its termination-log file.
-pub fn mounts_for(c: &Container, volumes: &HashMap<String, PathBuf>, termination_log: &Path) -> Result<Vec<cri::Mount>, VolumeError> {
+pub fn mounts_for(
+    c: &Container,
+    volumes: &HashMap<String, PathBuf>,
+    termination_log: &Path,
+) -> Result<Vec<cri::Mount>, VolumeError> {
     let mut out = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
-        let base = volumes
-            .get(&m.name)
-            .ok_or_else(|| VolumeError::Config(format!("volume \"{}\" not found for mount {}", m.name, m.mount_path)))?;
+        let base = volumes.get(&m.name).ok_or_else(|| {
+            VolumeError::Config(format!(
+                "volume \"{}\" not found for mount {}",
+                m.name, m.mount_path
+            ))
+        })?;
         let host = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             Some(sub) if sub.split('/').any(|p| p == "..") => {
-                return Err(VolumeError::Config(format!("subPath {sub:?} must not contain '..'")));
+                return Err(VolumeError::Config(format!(
+                    "subPath {sub:?} must not contain '..'"
+                )));
             }
             Some(sub) => {
                 let p = base.join(sub);
@@ -399,7 +591,10 @@ pub fn mounts_for(c: &Container, volumes: &HashMap<String, PathBuf>, termination
             ..Default::default()
         });
     }
-    let tm = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+    let tm = c
+        .termination_message_path
+        .clone()
+        .unwrap_or_else(|| "/dev/termination-log".into());
     if !out.iter().any(|m| m.container_path == tm) {
         out.push(cri::Mount {
             container_path: tm,
@@ -420,7 +615,8 @@ pub fn teardown(cfg: &KubeletConfig, uid: &str) {
             if let Ok(vs) = std::fs::read_dir(p.path()) {
                 for v in vs.flatten() {
                     if is_mount_point(&v.path())
-                        && let Err(e) = nix::mount::umount2(&v.path(), nix::mount::MntFlags::MNT_DETACH)
+                        && let Err(e) =
+                            nix::mount::umount2(&v.path(), nix::mount::MntFlags::MNT_DETACH)
                     {
                         tracing::warn!(path = %v.path().display(), error = %e, "unmounting a volume failed");
                     }
@@ -437,7 +633,9 @@ pub fn teardown(cfg: &KubeletConfig, uid: &str) {
 
 /// Decodes base64 (for tests of secret contents).
 pub fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -447,16 +645,31 @@ mod tests {
     #[test]
     fn atomic_writes_swap_data_and_keep_links() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut files = BTreeMap::from([("a".to_string(), (b"1".to_vec(), 0o644)), ("sub/b".to_string(), (b"2".to_vec(), 0o600))]);
+        let mut files = BTreeMap::from([
+            ("a".to_string(), (b"1".to_vec(), 0o644)),
+            ("sub/b".to_string(), (b"2".to_vec(), 0o600)),
+        ]);
         atomic_write(dir.path(), &files).expect("write");
-        assert_eq!(std::fs::read_to_string(dir.path().join("a")).expect("a"), "1");
-        assert_eq!(std::fs::read_to_string(dir.path().join("sub/b")).expect("b"), "2");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a")).expect("a"),
+            "1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sub/b")).expect("b"),
+            "2"
+        );
         let first = std::fs::read_link(dir.path().join("..data")).expect("link");
         files.insert("a".into(), (b"changed".to_vec(), 0o644));
         files.remove("sub/b");
         atomic_write(dir.path(), &files).expect("rewrite");
-        assert_eq!(std::fs::read_to_string(dir.path().join("a")).expect("a"), "changed");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a")).expect("a"),
+            "changed"
+        );
         assert!(!dir.path().join("sub").exists(), "a removed key disappears");
-        assert!(!dir.path().join(first).exists(), "the old generation is gone");
+        assert!(
+            !dir.path().join(first).exists(),
+            "the old generation is gone"
+        );
     }
 }
