@@ -14,7 +14,15 @@ use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-const NODES: &[(&str, &[(&str, &str)], &str, &str)] = &[
+/// A simulated node: name, labels, cpu, memory.
+type Node = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
+const NODES: &[Node] = &[
     ("n1", &[], "4", "8Gi"),
     ("n2", &[], "4", "8Gi"),
     ("n3", &[], "4", "8Gi"),
@@ -595,6 +603,21 @@ async fn deployment_scales_rolls_out_and_rolls_back_with_kubectl() {
             .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt"))
     );
     assert_eq!(replica_sets(&rss, "web").await.len(), 4);
+    let newest = replica_sets(&rss, "web")
+        .await
+        .pop()
+        .and_then(|rs| rs.metadata.name)
+        .expect("newest");
+    let out = c.ok(&["describe", "deployment", "web"]);
+    assert!(
+        out.contains(&format!("NewReplicaSet:   {newest} (6/6 replicas created)")),
+        "{out}"
+    );
+    assert!(
+        out.contains("StrategyType:           RollingUpdate"),
+        "{out}"
+    );
+    assert!(out.contains("ScalingReplicaSet"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

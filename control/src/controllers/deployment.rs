@@ -9,8 +9,8 @@
 //! [`old_scale_down_plan`], [`scale_plan`]); the controller applies its answers.
 
 use super::replicaset::{
-    Backoff, Claim, Recorder, SyncError, SyncFuture, api_message, apply_claim, claim, drive,
-    is_not_found, key_of, namespace_terminating,
+    Backoff, Claim, Recorder, SyncError, SyncFuture, Written, api_message, apply_claim, claim,
+    drive, is_not_found, key_of, namespace_terminating, resource_version,
 };
 use super::{Context, ControllerError, util};
 use futures::future::BoxFuture;
@@ -106,9 +106,10 @@ pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, 
         IntOrString::Int(i) => Ok(*i),
         IntOrString::String(s) => {
             let Some(num) = s.strip_suffix('%') else {
-                return Err(format!(
+                return Err(
                     "invalid value for IntOrString: invalid type: string is not a percentage"
-                ));
+                        .to_string(),
+                );
             };
             let pct: i64 = num
                 .parse()
@@ -817,6 +818,7 @@ struct Dc {
     events: Recorder,
     rss: Store<ReplicaSet>,
     pods: Store<Pod>,
+    written: Written,
     backoff: Backoff,
 }
 
@@ -831,6 +833,7 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
         events,
         rss: rss.clone(),
         pods: pods.clone(),
+        written: Written::default(),
         backoff: Backoff::default(),
     });
     let d_stream = reflector::reflector(
@@ -840,9 +843,19 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
             watcher::Config::default(),
         )
         .default_backoff(),
-    )
-    .touched_objects();
-    let d_triggers = controller::trigger_self(d_stream, ());
+    );
+    let me = dc.clone();
+    let d_triggers =
+        controller::trigger_with(d_stream, move |ev: watcher::Event<Deployment>| match ev {
+            watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
+                vec![request(ObjectRef::from_obj(&d))]
+            }
+            watcher::Event::Delete(d) => {
+                me.written.forget(&key_of(&d.metadata));
+                vec![]
+            }
+            watcher::Event::Init | watcher::Event::InitDone => vec![],
+        });
 
     let store = deployments.clone();
     let rs_stream = reflector::reflector(
@@ -954,6 +967,19 @@ impl Dc {
         self.rss.wait_until_ready().await?;
         self.pods.wait_until_ready().await?;
         let key = key_of(&d.metadata);
+        // Our last writes not cached yet: their events bring us back.
+        let ready = self.written.ready(&key, |k| match k.split_once(':') {
+            Some(("deployment", _)) => resource_version(&d.metadata),
+            Some((_, rs)) => {
+                let (ns, name) = rs.split_once('/')?;
+                let cached = self.rss.get(&ObjectRef::new(name).within(ns))?;
+                resource_version(&cached.metadata)
+            }
+            None => None,
+        });
+        if !ready {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
         let result = self
             .sync_deployment(Work {
                 d: (*d).clone(),
@@ -971,6 +997,16 @@ impl Dc {
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Records a ReplicaSet written while syncing `d`.
+    fn wrote_rs(&self, d: &Deployment, rs: &ReplicaSet, created: bool) {
+        self.written.wrote(
+            &key_of(&d.metadata),
+            format!("replicaset:{}", key_of(&rs.metadata)),
+            &rs.metadata,
+            created,
+        );
     }
 
     fn ns(w: &Work) -> String {
@@ -1037,6 +1073,9 @@ impl Dc {
             w.meta_changed = false;
         }
         w.d = api.replace_status(&name, &pp, &w.d).await?;
+        let key = key_of(&w.d.metadata);
+        self.written
+            .wrote(&key, format!("deployment:{key}"), &w.d.metadata, false);
         Ok(())
     }
 
@@ -1205,6 +1244,7 @@ impl Dc {
                 copy.spec.min_ready_seconds = w.d.spec.min_ready_seconds;
                 let name = copy.metadata.name.clone().unwrap_or_default();
                 let updated = api.replace(&name, &PostParams::default(), &copy).await?;
+                self.wrote_rs(&w.d, &updated, false);
                 replace_in(rs_list, &updated);
                 return Ok(Some(updated));
             }
@@ -1270,7 +1310,10 @@ impl Dc {
         let d_ref = d.object_ref(&());
         let mut already_exists = false;
         let created = match api.create(&PostParams::default(), &new_rs).await {
-            Ok(rs) => rs,
+            Ok(rs) => {
+                self.wrote_rs(&w.d, &rs, true);
+                rs
+            }
             Err(kube::Error::Api(conflict)) if conflict.is_already_exists() => {
                 // A slow cache, or a hash collision with someone else's ReplicaSet.
                 already_exists = true;
@@ -1517,6 +1560,7 @@ impl Dc {
             .api::<ReplicaSet>(&ns)
             .replace(&name, &PostParams::default(), &copy)
             .await?;
+        self.wrote_rs(d, &updated, false);
         if resize {
             self.events
                 .normal(
@@ -1808,7 +1852,13 @@ mod tests {
 
     #[test]
     fn fenceposts_round_surge_up_and_unavailable_down() {
-        let cases: &[(Option<&str>, Option<&str>, i32, Result<(i32, i32), ()>)] = &[
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            i32,
+            Result<(i32, i32), ()>,
+        );
+        let cases: &[Case] = &[
             (Some("0%"), Some("0%"), 0, Ok((0, 1))),
             (Some("39%"), Some("39%"), 10, Ok((4, 3))),
             (Some("oops"), Some("39%"), 10, Err(())),
@@ -1880,7 +1930,9 @@ mod tests {
         assert_eq!(plan, vec![("a".to_string(), 0)], "13 - 8 = 5 may go");
         // An old ReplicaSet being scaled down counts only what its size keeps.
         let mut shrinking = rs("old", 100, 4, 10);
-        shrinking.status.as_mut().map(|s| s.replicas = 10);
+        if let Some(s) = shrinking.status.as_mut() {
+            s.replicas = 10;
+        }
         let plan = old_scale_down_plan(&d, &rs("new", 1, 7, 7), &[shrinking]);
         assert_eq!(
             plan,

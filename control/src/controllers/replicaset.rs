@@ -111,20 +111,99 @@ impl Backoff {
 /// A sync future as the applier wants it (boxed, hence `Unpin`).
 pub(crate) type SyncFuture = Pin<Box<dyn Future<Output = Result<Action, SyncError>> + Send>>;
 
-/// Polls an applier until `stop`, logging failed syncs (they are retried by the error policy).
-pub(crate) async fn drive<T, E: std::fmt::Display>(
+/// Polls an applier until `stop`, logging failed syncs (the error policy retries them).
+/// Conflicts from a cache a step behind, and objects gone before their turn, are routine.
+pub(crate) async fn drive<T>(
     name: &'static str,
-    applier: impl Stream<Item = Result<T, E>>,
+    applier: impl Stream<Item = Result<T, controller::Error<SyncError, watcher::Error>>>,
     stop: CancellationToken,
 ) {
     let run = applier.for_each(|res| async move {
-        if let Err(e) = res {
-            tracing::debug!(controller = name, error = %e, "sync failed");
+        match res {
+            Ok(_) => {}
+            Err(controller::Error::ObjectNotFound(_)) => {}
+            Err(controller::Error::ReconcilerFailed(SyncError::Api(kube::Error::Api(s)), obj))
+                if s.is_conflict() =>
+            {
+                tracing::debug!(controller = name, object = %obj, error = %s.message, "sync conflicted");
+            }
+            Err(e) => tracing::warn!(controller = name, error = %e, "sync failed"),
         }
     });
     tokio::select! {
         _ = run => tracing::warn!(controller = name, "applier stopped"),
         _ = stop.cancelled() => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Own writes (upstream's consistency store)
+
+/// A write waited for this long is given up on (the object may have gone for good).
+const WRITTEN_TTL: Duration = Duration::from_secs(30);
+
+/// The resource versions a sync wrote, per object it synced, so the next sync of that object
+/// waits until the watch caches show them (upstream's consistency store: `WroteAt` after a
+/// write, `EnsureReady` before a sync). Acting on a cache that lacks one's own writes only ends
+/// in conflicts, or in deciding the same thing twice.
+#[derive(Default)]
+pub(crate) struct Written(Mutex<HashMap<String, Vec<WrittenObject>>>);
+
+struct WrittenObject {
+    key: String,
+    resource_version: u64,
+    /// Created by the write: not being cached yet means not seen yet, rather than deleted.
+    created: bool,
+    at: Instant,
+}
+
+pub(crate) fn resource_version(meta: &ObjectMeta) -> Option<u64> {
+    meta.resource_version.as_deref()?.parse().ok()
+}
+
+impl Written {
+    /// Records that syncing `owner` wrote the object cached under `key`.
+    pub(crate) fn wrote(&self, owner: &str, key: String, meta: &ObjectMeta, created: bool) {
+        let Some(rv) = resource_version(meta) else {
+            return;
+        };
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let list = m.entry(owner.to_string()).or_default();
+        list.retain(|w| w.key != key);
+        list.push(WrittenObject {
+            key,
+            resource_version: rv,
+            created,
+            at: Instant::now(),
+        });
+    }
+
+    /// Whether the caches show everything syncing `owner` wrote; `cached` gives the resource
+    /// version a cache holds for a key.
+    pub(crate) fn ready(&self, owner: &str, cached: impl Fn(&str) -> Option<u64>) -> bool {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = m.get_mut(owner) else {
+            return true;
+        };
+        list.retain(|w| {
+            w.at.elapsed() < WRITTEN_TTL
+                && match cached(&w.key) {
+                    Some(rv) => rv < w.resource_version,
+                    None => w.created,
+                }
+        });
+        if list.is_empty() {
+            m.remove(owner);
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn forget(&self, owner: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(owner);
     }
 }
 
@@ -410,6 +489,7 @@ struct Rsc {
     rss: Store<ReplicaSet>,
     pods: Store<Pod>,
     expectations: Expectations,
+    written: Written,
     backoff: Backoff,
 }
 
@@ -424,6 +504,7 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
         rss: rss.clone(),
         pods: pods.clone(),
         expectations: Expectations::default(),
+        written: Written::default(),
         backoff: Backoff::default(),
     });
 
@@ -444,6 +525,7 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
             watcher::Event::Delete(rs) => {
                 // A new ReplicaSet of the same name starts clean.
                 me.expectations.forget(&key_of(&rs.metadata));
+                me.written.forget(&key_of(&rs.metadata));
                 vec![]
             }
             watcher::Event::Init | watcher::Event::InitDone => vec![],
@@ -511,6 +593,10 @@ impl Rsc {
         // Counting pods from a store that has not listed them yet would create them all again.
         self.pods.wait_until_ready().await?;
         let key = key_of(&rs.metadata);
+        // Our last status write not cached yet: its event brings us back.
+        if !self.written.ready(&key, |_| resource_version(&rs.metadata)) {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
         let result = self.sync_replica_set(&rs, &key).await;
         if result.is_ok() {
             self.backoff.reset(&key);
@@ -839,7 +925,12 @@ impl Rsc {
         loop {
             obj.status = Some(status.clone());
             match api.replace_status(name, &PostParams::default(), &obj).await {
-                Ok(updated) => return Ok(updated),
+                Ok(updated) => {
+                    let key = key_of(&updated.metadata);
+                    self.written
+                        .wrote(&key, key.clone(), &updated.metadata, false);
+                    return Ok(updated);
+                }
                 Err(e) if retried => return Err(e.into()),
                 Err(_) => {
                     retried = true;
@@ -1280,20 +1371,22 @@ mod tests {
     #[test]
     fn status_counts_labels_readiness_and_availability() {
         let now = now();
-        let mut rs = ReplicaSet::default();
-        rs.spec = k8s_openapi::api::apps::v1::ReplicaSetSpec {
-            replicas: Some(3),
-            min_ready_seconds: Some(30),
-            template: Some(k8s_openapi::api::core::v1::PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(BTreeMap::from([
-                        ("app".to_string(), "web".to_string()),
-                        ("tier".to_string(), "fe".to_string()),
-                    ])),
-                    ..Default::default()
+        let mut rs = ReplicaSet {
+            spec: k8s_openapi::api::apps::v1::ReplicaSetSpec {
+                replicas: Some(3),
+                min_ready_seconds: Some(30),
+                template: Some(k8s_openapi::api::core::v1::PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(BTreeMap::from([
+                            ("app".to_string(), "web".to_string()),
+                            ("tier".to_string(), "fe".to_string()),
+                        ])),
+                        ..Default::default()
+                    }),
+                    spec: None,
                 }),
-                spec: None,
-            }),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut full = (*pod("a", "n1", "Running", Some(60), 60)).clone();
