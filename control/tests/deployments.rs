@@ -243,23 +243,24 @@ fn disarm(sample: &Arc<Mutex<Sample>>) -> Sample {
     std::mem::take(&mut *s)
 }
 
-/// Checks the rollout kept maxUnavailable (1 of 6) and maxSurge (2 of 6) at every step.
-fn assert_bounds(what: &str, s: &Sample) {
+/// Checks a rollout of 6 replicas kept at least `min_ready` ready and at most `max_size` pods
+/// at every step.
+fn assert_bounds(what: &str, s: &Sample, min_ready: i32, max_size: i32) {
     assert!(
         s.rs_events > 0 && s.pod_events > 0,
         "{what}: nothing observed: {s:?}"
     );
     assert!(
-        s.min_rs_ready.is_some_and(|m| m >= 5),
-        "{what}: ReplicaSets dropped below 5 ready: {s:?}"
+        s.min_rs_ready.is_some_and(|m| m >= min_ready),
+        "{what}: ReplicaSets dropped below {min_ready} ready: {s:?}"
     );
     assert!(
-        s.min_pods_ready.is_some_and(|m| m >= 5),
-        "{what}: fewer than 5 ready pods: {s:?}"
+        s.min_pods_ready.is_some_and(|m| m >= min_ready),
+        "{what}: fewer than {min_ready} ready pods: {s:?}"
     );
     assert!(
-        s.max_rs_size.is_some_and(|m| m <= 8),
-        "{what}: ReplicaSets grew past 6 + 2: {s:?}"
+        s.max_rs_size.is_some_and(|m| m <= max_size),
+        "{what}: ReplicaSets grew past {max_size}: {s:?}"
     );
 }
 
@@ -324,6 +325,21 @@ async fn deployment_scales_rolls_out_and_rolls_back_with_kubectl() {
     })
     .await;
     assert_eq!(progressing.0, "True");
+    let message = deployment(&deploys, "web")
+        .await
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|cs| {
+            cs.into_iter()
+                .find(|c| c.type_.as_deref() == Some("Progressing"))
+        })
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("ReplicaSet \"web-")
+            && message.ends_with("\" has successfully progressed."),
+        "{message}"
+    );
     assert_eq!(
         annotation(
             &deployment(&deploys, "web").await.metadata,
@@ -450,7 +466,8 @@ async fn deployment_scales_rolls_out_and_rolls_back_with_kubectl() {
     );
     assert!(out.contains("successfully rolled out"), "{out}");
     wait_pods_on(&pods, &rss, "web", "registry.local/web:v2", 6).await;
-    assert_bounds("v1 -> v2", &disarm(&sample));
+    // 25% of 6: one unavailable, two surging.
+    assert_bounds("v1 -> v2", &disarm(&sample), 5, 8);
     let d = wait_rolled_out(&deploys, "web", 6).await;
     assert_eq!(
         annotation(&d.metadata, "deployment.kubernetes.io/revision"),
@@ -494,7 +511,7 @@ async fn deployment_scales_rolls_out_and_rolls_back_with_kubectl() {
     );
     assert!(out.contains("successfully rolled out"), "{out}");
     wait_pods_on(&pods, &rss, "web", "registry.local/web:v1", 6).await;
-    assert_bounds("undo", &disarm(&sample));
+    assert_bounds("undo", &disarm(&sample), 5, 8);
     let d = wait_rolled_out(&deploys, "web", 6).await;
     assert_eq!(
         annotation(&d.metadata, "deployment.kubernetes.io/revision"),
@@ -562,7 +579,7 @@ async fn deployment_scales_rolls_out_and_rolls_back_with_kubectl() {
     );
     assert!(out.contains("successfully rolled out"), "{out}");
     wait_pods_on(&pods, &rss, "web", "registry.local/web:v3", 6).await;
-    assert_bounds("resume to v3", &disarm(&sample));
+    assert_bounds("resume to v3", &disarm(&sample), 5, 8);
 
     // Restart: a new ReplicaSet with the same image, every pod replaced.
     let before: Vec<String> = live_pods(&pods, "web")
@@ -579,7 +596,7 @@ async fn deployment_scales_rolls_out_and_rolls_back_with_kubectl() {
     );
     assert!(out.contains("successfully rolled out"), "{out}");
     wait_pods_on(&pods, &rss, "web", "registry.local/web:v3", 6).await;
-    assert_bounds("restart", &disarm(&sample));
+    assert_bounds("restart", &disarm(&sample), 5, 8);
     let now: Vec<String> = live_pods(&pods, "web")
         .await
         .iter()
@@ -603,6 +620,23 @@ async fn deployment_scales_rolls_out_and_rolls_back_with_kubectl() {
             .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt"))
     );
     assert_eq!(replica_sets(&rss, "web").await.len(), 4);
+
+    // maxUnavailable 0: never fewer than 6 ready, one surging pod at a time.
+    c.ok(&[
+        "patch",
+        "deployment/web",
+        "-p",
+        r#"{"spec":{"strategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}}}}"#,
+    ]);
+    arm(&sample);
+    c.ok(&["set", "image", "deployment/web", "c=registry.local/web:v4"]);
+    let out = kubectl(
+        &c,
+        &["rollout", "status", "deployment/web", "--timeout=90s"],
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    wait_pods_on(&pods, &rss, "web", "registry.local/web:v4", 6).await;
+    assert_bounds("surge only", &disarm(&sample), 6, 7);
     let newest = replica_sets(&rss, "web")
         .await
         .pop()
