@@ -15,6 +15,8 @@ pub mod nodelifecycle;
 pub mod rootca;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod deployment;
+pub mod replicaset;
 pub mod util;
 pub mod workload;
 
@@ -133,6 +135,8 @@ pub fn all() -> Vec<(&'static str, Runner)> {
         (serviceaccount::NAME, serviceaccount::run),
         ("statefulset", statefulset::run),
         ("daemonset", daemonset::run),
+        ("deployment", deployment::run),
+        ("replicaset", replicaset::run),
     ]
 }
 
