@@ -1,5 +1,6 @@
 //! `ketch`: bring a local cluster up, see what runs, take it down.
 
+mod image;
 mod probe;
 mod state;
 
@@ -54,6 +55,11 @@ enum Cmd {
         #[arg(long, default_value = "/var/lib/ketch")]
         state_dir: PathBuf,
     },
+    /// Build container images locally and load them into the nodes (no registry needed).
+    Image {
+        #[command(subcommand)]
+        cmd: image::cli::ImageCmd,
+    },
 }
 
 fn main() {
@@ -90,6 +96,7 @@ fn run() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Image { cmd } => image::cli::run(cmd),
     }
 }
 
