@@ -248,7 +248,8 @@ fn pod(name: &str, owner: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn garbage_collector_follows_the_propagation_policy() {
-    let c = Cluster::start();
+    // The ownership here is made by hand: the workload controllers stay out of it.
+    let c = Cluster::start_with(&["--controllers", "*,-deployment,-replicaset"]);
     let api = ApiClient::new(&c).await;
     namespace(&c, &api, "gc").await;
     let ns = "/api/v1/namespaces/gc";
