@@ -171,6 +171,13 @@ pub async fn start(cfg: ControlConfig) -> Result<Running, StartError> {
         admission,
     )
     .await?;
+    let kubelet_client = pki.load_or_issue("apiserver-kubelet-client", |p| {
+        p.issue_client("kube-apiserver-kubelet-client", &["system:masters"])
+    })?;
+    let _ = api.kubelet_tls.set(crate::api::server::client_config(
+        &kubelet_client,
+        pki.ca_pem(),
+    )?);
     tokio::spawn(crate::api::server::serve(listener, tls, api.clone()));
     crate::bootstrap::run(&api, cfg.advertise, addr.port()).await?;
     if !cfg.compaction_interval.is_zero() {

@@ -12,13 +12,13 @@ const APT_PACKAGES: &[&str] = &[
     "libelf-dev",        // libbpf-sys (the bench's independent loader)
     "iproute2",
     "python3-venv",
-    "containerd",                  // each node's container runtime (CRI v1)
+    "containerd", // each node's container runtime (CRI v1)
     "runc",
     "containernetworking-plugins", // the `loopback` plugin containerd runs next to ketch-cni
     "busybox-static",              // the built-in busybox and pause images
     "iptables",                    // tests check that no Service rule exists
     "nftables",
-    "util-linux",                  // nsenter: node agents run in their node's network namespace
+    "util-linux", // nsenter: node agents run in their node's network namespace
 ];
 
 /// Python packages for tests: the real kubectl 1.37 and the official client.

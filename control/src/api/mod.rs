@@ -4,6 +4,7 @@ pub mod decode;
 pub mod delete;
 pub mod discovery;
 pub mod negotiate;
+pub mod nodeproxy;
 pub mod openapi;
 pub mod path;
 pub mod query;
@@ -82,6 +83,8 @@ pub struct ApiServer {
     pub admission: Admission,
     pub openapi: openapi::Documents,
     pub ready: AtomicBool,
+    /// TLS with the kubelet-client certificate, for reaching nodes' kubelet APIs.
+    pub kubelet_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 /// Everything a resource handler needs to know about the request.
@@ -93,6 +96,8 @@ pub struct Ctx {
     pub output: Output,
     pub headers: HeaderMap,
     pub method: Method,
+    /// The connection upgrade of an exec/attach/port-forward request, taken by the proxy.
+    pub upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 impl Ctx {
@@ -163,6 +168,7 @@ impl ApiServer {
             admission,
             openapi,
             ready: AtomicBool::new(false),
+            kubelet_tls: std::sync::OnceLock::new(),
         }))
     }
 
@@ -202,7 +208,7 @@ impl ApiServer {
 
     async fn route(
         self: &Arc<Self>,
-        parts: http::request::Parts,
+        mut parts: http::request::Parts,
         body: Incoming,
         route: Route,
         client: Option<UserInfo>,
@@ -234,6 +240,7 @@ impl ApiServer {
         }
         let query = Query::parse(parts.uri.query())?;
         let verb = resource_verb(&parts.method, &rp, &query)?;
+        let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         let ctx = Ctx {
             user,
             verb,
@@ -242,6 +249,7 @@ impl ApiServer {
             output,
             headers: parts.headers,
             method: parts.method,
+            upgrade: std::sync::Mutex::new(upgrade),
         };
         self.authorize_resource(&ctx)?;
         let body = if matches!(

@@ -29,6 +29,8 @@ pub enum IncludeObject {
 #[derive(Debug, Clone)]
 pub struct Query {
     pub raw: HashMap<String, Vec<String>>,
+    /// The query string as sent.
+    pub original: String,
     pub watch: bool,
     pub resource_version: Option<String>,
     pub rv_match: RvMatch,
@@ -172,8 +174,13 @@ impl Query {
                 .transpose()?,
             include_object,
             pretty: get("pretty").is_some_and(|p| p == "true" || p == "1"),
+            original: query.unwrap_or_default().to_string(),
             raw,
         })
+    }
+
+    pub fn raw_query(&self) -> &str {
+        &self.original
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {

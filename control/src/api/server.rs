@@ -57,6 +57,24 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
+/// Client TLS with `identity`, trusting servers signed by the cluster CA (for kubelet APIs).
+pub fn client_config(
+    identity: &CertPair,
+    ca_pem: &str,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for c in certs(ca_pem)? {
+        roots.add(c)?;
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs(&identity.cert_pem)?, private_key(&identity.key_pem)?)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 /// Accepts connections until the listener fails; each connection is served on its own task.
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, api: Arc<ApiServer>) {
     let acceptor = TlsAcceptor::from(tls);

@@ -8,7 +8,7 @@ use super::status::{ApiError, ApiResult};
 use super::write::{apply_patch, update_loop};
 use super::{ApiServer, Body, Ctx, object_response};
 use crate::registry::meta;
-use crate::registry::resources::{self, Resource, Sub};
+use crate::registry::resources::{self, Sub};
 use http::{Response, StatusCode, header};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -287,6 +287,7 @@ async fn evict(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Respon
         output: ctx.output,
         headers: ctx.headers.clone(),
         method: http::Method::DELETE,
+        upgrade: std::sync::Mutex::new(None),
     };
     let mut path = delete_ctx.path.clone();
     path.sub = None;
@@ -575,27 +576,14 @@ async fn token_request(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResul
     ))
 }
 
-/// Log, exec, attach, port-forward and proxy are served by the node the pod runs on.
+/// Log, exec, attach and port-forward are served by the node the pod runs on.
 async fn node_served(api: &Arc<ApiServer>, ctx: &Ctx, sub: Sub) -> ApiResult<Response<Body>> {
-    let r: &Resource = ctx.resource();
-    if r.kind == "Pod" {
-        let pod = api
-            .store
-            .get_existing(r, &ctx.path.namespace, &ctx.path.name)
-            .await?;
-        if meta::str_at(&pod, "/spec/nodeName")
-            .unwrap_or_default()
-            .is_empty()
-        {
-            return Err(ApiError::bad_request(format!(
-                "pod {} does not have a host assigned",
-                ctx.path.name
-            )));
-        }
+    if ctx.resource().kind == "Pod" && sub != Sub::Proxy {
+        return super::nodeproxy::serve(api, ctx, sub).await;
     }
     Err(ApiError::unavailable(format!(
-        "{}/{} is served by the node agent, which this cluster does not run yet",
-        r.plural,
+        "{}/{} is not served by ketch",
+        ctx.resource().plural,
         sub.name()
     )))
 }

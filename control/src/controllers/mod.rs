@@ -3,6 +3,7 @@
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
 pub mod daemonset;
+pub mod deployment;
 pub mod discovery;
 pub mod endpoints;
 pub mod endpointslice;
@@ -12,11 +13,10 @@ pub mod history;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod replicaset;
 pub mod rootca;
 pub mod serviceaccount;
 pub mod statefulset;
-pub mod deployment;
-pub mod replicaset;
 pub mod util;
 pub mod workload;
 

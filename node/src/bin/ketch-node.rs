@@ -14,12 +14,16 @@ struct Args {
     /// The Node's name.
     #[arg(long)]
     node_name: String,
+    /// Stop and remove every pod of this node's runtime, unmount their volumes, remove their
+    /// cgroups, then exit (what `ketch down` runs before stopping containerd).
+    #[arg(long)]
+    cleanup: bool,
     /// The node's address (InternalIP; the kubelet API listens here).
-    #[arg(long)]
-    node_ip: IpAddr,
+    #[arg(long, required_unless_present = "cleanup")]
+    node_ip: Option<IpAddr>,
     /// Kubeconfig with this node's credentials.
-    #[arg(long)]
-    kubeconfig: PathBuf,
+    #[arg(long, required_unless_present = "cleanup")]
+    kubeconfig: Option<PathBuf>,
     /// containerd's socket.
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     container_runtime_endpoint: PathBuf,
@@ -36,13 +40,13 @@ struct Args {
     cgroup_parent: Option<String>,
     #[arg(long, default_value_t = 10250)]
     port: u16,
-    #[arg(long)]
-    tls_cert_file: PathBuf,
-    #[arg(long)]
-    tls_private_key_file: PathBuf,
+    #[arg(long, required_unless_present = "cleanup")]
+    tls_cert_file: Option<PathBuf>,
+    #[arg(long, required_unless_present = "cleanup")]
+    tls_private_key_file: Option<PathBuf>,
     /// CA of the client certificates the kubelet API accepts (the cluster CA).
-    #[arg(long)]
-    client_ca_file: PathBuf,
+    #[arg(long, required_unless_present = "cleanup")]
+    client_ca_file: Option<PathBuf>,
     /// Nameservers for pods with dnsPolicy ClusterFirst (comma-separated).
     #[arg(long, value_delimiter = ',')]
     cluster_dns: Vec<IpAddr>,
@@ -94,15 +98,15 @@ fn run() -> Result<()> {
             .cgroup_parent
             .clone()
             .unwrap_or_else(|| format!("/ketch-{}", args.node_name)),
-        node_name: args.node_name,
-        node_ip: args.node_ip,
+        node_name: args.node_name.clone(),
+        node_ip: args.node_ip.unwrap_or(IpAddr::from([127, 0, 0, 1])),
         cri_socket: args.container_runtime_endpoint,
         root_dir: args.root_dir,
         cni_conf_dir: args.cni_conf_dir,
         port: args.port,
-        tls_cert: args.tls_cert_file,
-        tls_key: args.tls_private_key_file,
-        client_ca: args.client_ca_file,
+        tls_cert: args.tls_cert_file.clone().unwrap_or_default(),
+        tls_key: args.tls_private_key_file.clone().unwrap_or_default(),
+        client_ca: args.client_ca_file.clone().unwrap_or_default(),
         cluster_dns: args.cluster_dns,
         cluster_domain: args.cluster_domain,
         lease_interval: Duration::from_secs(args.lease_interval.max(1)),
@@ -113,9 +117,16 @@ fn run() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.cleanup {
+        return rt.block_on(kubelet::cleanup(&cfg)).context("cleanup");
+    }
+    let kubeconfig = args
+        .kubeconfig
+        .clone()
+        .context("--kubeconfig is required")?;
     rt.block_on(async move {
-        let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-            .with_context(|| format!("read {}", args.kubeconfig.display()))?;
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
+            .with_context(|| format!("read {}", kubeconfig.display()))?;
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
         let client = kube::Client::try_from(config)?;
         let stop = CancellationToken::new();

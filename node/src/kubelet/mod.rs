@@ -183,6 +183,35 @@ pub async fn run(
     Ok(())
 }
 
+/// Removes every pod sandbox and container of this node's runtime, their volumes and cgroups
+/// (the node is going away; nothing here asks the API).
+pub async fn cleanup(cfg: &KubeletConfig) -> Result<(), KubeletError> {
+    let cri = cri::Cri::new(&cfg.cri_socket)?;
+    for c in cri.list_containers(None).await? {
+        let _ = cri.stop_container(&c.id, 0).await;
+        if let Err(e) = cri.remove_container(&c.id).await {
+            tracing::warn!(container = %c.id, error = %e, "removing a container failed");
+        }
+    }
+    for s in cri.list_pod_sandboxes().await? {
+        let _ = cri.stop_pod_sandbox(&s.id).await;
+        if let Err(e) = cri.remove_pod_sandbox(&s.id).await {
+            tracing::warn!(sandbox = %s.id, error = %e, "removing a sandbox failed");
+        }
+        if let Some(m) = s.metadata {
+            volumes::teardown(cfg, &m.uid);
+            worker::remove_pod_cgroups(cfg, &m.uid);
+        }
+    }
+    // Pods whose sandbox was already gone may still have volume directories.
+    if let Ok(pods) = std::fs::read_dir(cfg.root_dir.join("pods")) {
+        for p in pods.flatten() {
+            volumes::teardown(cfg, &p.file_name().to_string_lossy());
+        }
+    }
+    Ok(())
+}
+
 /// Follows Nodes: our own podCIDR (→ CNI config) and everyone else's (→ routes).
 async fn watch_nodes(
     client: kube::Client,

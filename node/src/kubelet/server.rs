@@ -315,7 +315,7 @@ impl Server {
     }
 }
 
-/// Hands an upgrade request (WebSocket or SPDY) to `url` and splices the two connections.
+/// Hands an upgrade request (WebSocket or SPDY) to the runtime's streaming `url`.
 pub async fn proxy_upgrade(mut req: Request<Incoming>, url: &str) -> Response<Body> {
     let uri: http::Uri = match url.parse() {
         Ok(u) => u,
@@ -337,59 +337,22 @@ pub async fn proxy_upgrade(mut req: Request<Incoming>, url: &str) -> Response<Bo
             );
         }
     };
-    let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp)).await {
-            Ok(x) => x,
-            Err(e) => return text(StatusCode::BAD_GATEWAY, e.to_string()),
-        };
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-    let mut upstream = Request::builder()
-        .method(req.method().clone())
-        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    for (k, v) in req.headers() {
-        if k != http::header::HOST && k != http::header::AUTHORIZATION {
-            upstream = upstream.header(k, v);
-        }
-    }
-    upstream = upstream.header(http::header::HOST, format!("{host}:{port}"));
-    let Ok(upstream) = upstream.body(Full::new(Bytes::new())) else {
-        return text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "building the upstream request failed",
-        );
-    };
-    let mut resp = match sender.send_request(upstream).await {
-        Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_GATEWAY, e.to_string()),
-    };
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        let mut r = Response::new(Full::new(body).boxed());
-        *r.status_mut() = status;
-        return r;
-    }
-    let mut out = Response::new(Full::new(Bytes::new()).boxed());
-    *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    *out.headers_mut() = resp.headers().clone();
-    let client_side = hyper::upgrade::on(&mut req);
-    let server_side = hyper::upgrade::on(&mut resp);
-    tokio::spawn(async move {
-        let (Ok(a), Ok(b)) = (client_side.await, server_side.await) else {
-            return;
-        };
-        let mut a = TokioIo::new(a);
-        let mut b = TokioIo::new(b);
-        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
-    });
-    out
+    let client = hyper::upgrade::on(&mut req);
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let resp = ketch_upgrade::proxy(
+        tcp,
+        &format!("{host}:{port}"),
+        req.method().clone(),
+        &path,
+        req.headers(),
+        client,
+    )
+    .await;
+    resp.map(|b| b.boxed())
 }
 
 /// Serves the kubelet API on `listener` with mutual TLS.
