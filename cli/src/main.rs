@@ -1,6 +1,7 @@
 //! `ketch`: bring a local cluster up, see what runs, take it down.
 
 mod image;
+mod nodes;
 mod probe;
 mod state;
 
@@ -44,6 +45,18 @@ enum Cmd {
         /// Seconds to wait for each component to become ready.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// How many nodes (network namespaces with containerd and ketch-node) to start.
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+        /// Prefix of the nodes' names and namespaces (`<name>-n1`, …) and of the bridge.
+        #[arg(long, default_value = "ketch")]
+        cluster_name: String,
+        /// The nodes' network; the bridge takes its first address.
+        #[arg(long, default_value = "10.239.0.0/24")]
+        node_subnet: String,
+        /// Pods' addresses; each node gets a /24 of it.
+        #[arg(long, default_value = "10.244.0.0/16")]
+        cluster_cidr: String,
     },
     /// Stop what `ketch up` started (and nothing else).
     Down {
@@ -81,13 +94,22 @@ fn run() -> Result<()> {
             etcd_servers,
             etcd_port,
             timeout,
-        } => rt.block_on(up(
-            &state_dir,
-            api_port,
-            etcd_servers,
-            etcd_port,
-            Duration::from_secs(timeout),
-        )),
+            nodes,
+            cluster_name,
+            node_subnet,
+            cluster_cidr,
+        } => {
+            let opts = UpOptions {
+                api_port,
+                etcd_servers,
+                etcd_port,
+                timeout: Duration::from_secs(timeout),
+                nodes,
+                network: nodes::Network::new(&cluster_name, &node_subnet)?,
+                cluster_cidr,
+            };
+            rt.block_on(up(&state_dir, opts))
+        }
         Cmd::Down { state_dir } => down(&state_dir),
         Cmd::Status { state_dir } => {
             let all = status(&state_dir)?;
@@ -100,13 +122,13 @@ fn run() -> Result<()> {
     }
 }
 
-fn progress(msg: &str) {
+pub(crate) fn progress(msg: &str) {
     println!("==> {msg}");
     let _ = std::io::stdout().flush();
 }
 
 /// A program shipped next to this one (the build puts every binary in one directory).
-fn sibling(name: &str) -> Result<PathBuf> {
+pub(crate) fn sibling(name: &str) -> Result<PathBuf> {
     let me = std::env::current_exe().context("find the ketch executable")?;
     let p = me
         .parent()
@@ -123,7 +145,7 @@ fn sibling(name: &str) -> Result<PathBuf> {
 }
 
 /// Starts a program in its own process group with its output in `log`, detached from us.
-fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Proc> {
+pub(crate) fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Proc> {
     let out = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
     let err = out.try_clone()?;
     let child = Command::new(program)
@@ -145,7 +167,7 @@ fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Proc
     })
 }
 
-async fn wait_until<F, Fut>(
+pub(crate) async fn wait_until<F, Fut>(
     what: &str,
     proc: Option<&Proc>,
     timeout: Duration,
@@ -183,19 +205,23 @@ where
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-async fn up(
-    dir: &Path,
+struct UpOptions {
     api_port: u16,
     etcd_servers: Vec<String>,
     etcd_port: u16,
     timeout: Duration,
-) -> Result<()> {
+    nodes: usize,
+    network: nodes::Network,
+    cluster_cidr: String,
+}
+
+async fn up(dir: &Path, opts: UpOptions) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     if let Some(old) = state::load(&dir)? {
@@ -204,19 +230,23 @@ async fn up(
             println!("export KUBECONFIG={}", old.kubeconfig.display());
             return Ok(());
         }
-        // Left over from a crash or a kill: stop whatever of it still runs, then start afresh.
+        // Left over from a crash or a kill: remove whatever of it is left, then start afresh.
         progress("cleaning up after an earlier run that did not stop cleanly");
-        stop_all(&old.processes);
+        teardown(&old);
         state::remove(&dir)?;
     }
     let mut st = State {
         kubeconfig: dir.join("kubeconfig"),
         ..State::default()
     };
-    let result = start_components(&dir, api_port, etcd_servers, etcd_port, timeout, &mut st).await;
+    let mut result = start_components(&dir, &opts, &mut st).await;
+    if result.is_ok() && opts.nodes > 0 {
+        result = nodes::start(&dir, &opts.network, opts.nodes, opts.timeout, &mut st).await;
+    }
     if let Err(e) = result {
         // Leave nothing half-started behind.
-        stop_all(&st.processes);
+        progress("start failed; removing what was started");
+        teardown(&st);
         let _ = state::remove(&dir);
         return Err(e);
     }
@@ -225,15 +255,9 @@ async fn up(
     Ok(())
 }
 
-async fn start_components(
-    dir: &Path,
-    api_port: u16,
-    etcd_servers: Vec<String>,
-    etcd_port: u16,
-    timeout: Duration,
-    st: &mut State,
-) -> Result<()> {
-    let etcd_servers = if etcd_servers.is_empty() {
+async fn start_components(dir: &Path, opts: &UpOptions, st: &mut State) -> Result<()> {
+    let etcd_servers = if opts.etcd_servers.is_empty() {
+        let etcd_port = opts.etcd_port;
         let client = format!("http://127.0.0.1:{etcd_port}");
         let peer = format!(
             "http://127.0.0.1:{}",
@@ -264,18 +288,35 @@ async fn start_components(
         let p = spawn("etcd", &etcd, &args, &dir.join("etcd.log"))?;
         st.processes.push(p.clone());
         state::save(dir, st)?;
-        wait_until("etcd", Some(&p), timeout, || probe::etcd_healthy(&client)).await?;
+        wait_until("etcd", Some(&p), opts.timeout, || {
+            probe::etcd_healthy(&client)
+        })
+        .await?;
         vec![client]
     } else {
-        etcd_servers
+        opts.etcd_servers.clone()
     };
     st.etcd_servers = etcd_servers.clone();
 
-    progress(&format!("starting ketch-control on port {api_port}"));
+    // With nodes, the API server listens on the bridge (nodes and pods reach it there);
+    // without, on loopback only.
+    let host = if opts.nodes > 0 {
+        if let Some(bridge) = opts.network.ensure_bridge()? {
+            st.bridge = Some(bridge);
+            state::save(dir, st)?;
+        }
+        opts.network.gateway().to_string()
+    } else {
+        "127.0.0.1".to_string()
+    };
+    let api_port = opts.api_port;
+    progress(&format!("starting ketch-control on {host}:{api_port}"));
     let control = sibling("ketch-control")?;
     let args = vec![
         "--bind-address".into(),
-        "127.0.0.1".into(),
+        host.clone(),
+        "--advertise-address".into(),
+        host.clone(),
         "--secure-port".into(),
         api_port.to_string(),
         "--etcd-servers".into(),
@@ -284,16 +325,19 @@ async fn start_components(
         dir.join("control").display().to_string(),
         "--kubeconfig-out".into(),
         st.kubeconfig.display().to_string(),
+        "--cluster-cidr".into(),
+        opts.cluster_cidr.clone(),
     ];
     let p = spawn("ketch-control", &control, &args, &dir.join("control.log"))?;
     st.processes.push(p.clone());
-    st.api_url = format!("https://127.0.0.1:{api_port}");
+    st.api_url = format!("https://{host}:{api_port}");
     state::save(dir, st)?;
     let pki = dir.join("control/pki");
-    wait_until("the API server", Some(&p), timeout, || {
+    wait_until("the API server", Some(&p), opts.timeout, || {
         let pki = pki.clone();
+        let host = host.clone();
         async move {
-            probe::api_ready("127.0.0.1", api_port, &pki)
+            probe::api_ready(&host, api_port, &pki)
                 .await
                 .unwrap_or(false)
         }
@@ -302,7 +346,7 @@ async fn start_components(
     Ok(())
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
@@ -310,26 +354,33 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Stops our processes, newest first: TERM, then KILL after a grace period.
-fn stop_all(procs: &[Proc]) {
-    for p in procs.iter().rev() {
-        if !p.alive() {
-            continue;
-        }
-        let pid = Pid::from_raw(p.pid);
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
+/// Stops one of our processes: TERM, then KILL after a grace period.
+pub(crate) fn stop(p: &Proc) {
+    if !p.alive() {
+        return;
+    }
+    let pid = Pid::from_raw(p.pid);
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if p.alive() {
+        let _ = kill(pid, Signal::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(5);
         while p.alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if p.alive() {
-            let _ = kill(pid, Signal::SIGKILL);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while p.alive() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        println!("stopped {} (pid {})", p.name, p.pid);
+    }
+    println!("stopped {} (pid {})", p.name, p.pid);
+}
+
+/// Removes everything `st` records: the nodes (their pods, processes, mounts, cgroups,
+/// namespaces), the bridge and folders `up` made, then the control plane, newest first.
+fn teardown(st: &State) {
+    nodes::teardown(st);
+    for p in st.processes.iter().rev() {
+        stop(p);
     }
 }
 
@@ -338,7 +389,7 @@ fn down(dir: &Path) -> Result<()> {
         println!("nothing to stop: no cluster state in {}", dir.display());
         return Ok(());
     };
-    stop_all(&st.processes);
+    teardown(&st);
     state::remove(dir)?;
     println!("cluster stopped (data kept in {})", dir.display());
     Ok(())

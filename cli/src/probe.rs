@@ -27,11 +27,35 @@ async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| anyhow!("not an HTTP response"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     Ok((code, body))
+}
+
+/// The payload of a `Transfer-Encoding: chunked` body.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
+        let (Some(chunk), Some(next)) = (after.get(..n), after.get(n..)) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        out.push_str(chunk);
+        rest = next.trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// etcd answers `{"health":"true"}` on its client port.
@@ -66,10 +90,15 @@ fn tls_config(pki: &Path) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(cfg))
 }
 
-/// `GET /readyz` as the admin; Ok(true) when the server says it is ready.
-pub async fn api_ready(host: &str, port: u16, pki: &Path) -> Result<bool> {
+/// `GET path` as the admin: the status code and body, or `None` if the server did not answer.
+pub async fn api_get(
+    host: &str,
+    port: u16,
+    pki: &Path,
+    path: &str,
+) -> Result<Option<(u16, String)>> {
     if !pki.join("admin.crt").exists() {
-        return Ok(false);
+        return Ok(None);
     }
     let cfg = tls_config(pki)?;
     let attempt = async {
@@ -78,10 +107,30 @@ pub async fn api_ready(host: &str, port: u16, pki: &Path) -> Result<bool> {
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, tcp)
             .await?;
-        http_get(tls, "/readyz").await
+        http_get(tls, path).await
     };
     match tokio::time::timeout(TIMEOUT, attempt).await {
-        Ok(Ok((code, _))) => Ok(code == 200),
-        _ => Ok(false),
+        Ok(Ok(answer)) => Ok(Some(answer)),
+        _ => Ok(None),
+    }
+}
+
+/// `GET /readyz` as the admin; Ok(true) when the server says it is ready.
+pub async fn api_ready(host: &str, port: u16, pki: &Path) -> Result<bool> {
+    Ok(matches!(
+        api_get(host, port, pki, "/readyz").await?,
+        Some((200, _))
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(
+            super::dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+        assert_eq!(super::dechunk("zz\r\n"), "");
     }
 }

@@ -2,6 +2,7 @@
 //! exactly those processes and nothing else (a pid is only trusted together with its start time).
 
 use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -13,12 +14,37 @@ pub struct Proc {
     pub log: PathBuf,
 }
 
+/// One local node: a network namespace on the bridge, with its own containerd and ketch-node
+/// (their processes are in [`State::processes`] as `containerd-<name>` and `ketch-node-<name>`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeState {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub netns: String,
+    /// The host end of the node's link to the bridge.
+    pub veth: String,
+    /// containerd's root and state, the kubelet's root, credentials, CNI config and IPAM.
+    pub dir: PathBuf,
+    /// Routed to from the root namespace once the node has it.
+    #[serde(default)]
+    pub pod_cidr: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     pub processes: Vec<Proc>,
     pub api_url: String,
     pub etcd_servers: Vec<String>,
     pub kubeconfig: PathBuf,
+    /// Recorded before each is made, so teardown after a crash finds half-made ones too.
+    #[serde(default)]
+    pub nodes: Vec<NodeState>,
+    /// The bridge `ketch up` made (and so `down` removes).
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// Shared folders the runtime writes to that did not exist before `up` (removed by `down`).
+    #[serde(default)]
+    pub created_dirs: Vec<PathBuf>,
 }
 
 pub fn path(dir: &Path) -> PathBuf {
