@@ -2,6 +2,8 @@
 //! with its own identity (a service account of kube-system, as kube-controller-manager's
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
+pub mod job;
+mod reconcile_loop;
 pub mod util;
 
 use futures::future::BoxFuture;
@@ -156,7 +158,9 @@ type Runner =
 
 /// Every controller, by the name `--controllers` uses.
 pub fn all() -> Vec<(&'static str, Runner)> {
-    vec![]
+    vec![
+        ("job", job::runner),
+    ]
 }
 
 /// Runs every enabled controller until `stop`; a controller that fails is restarted.
