@@ -2,6 +2,7 @@
 //! with its own identity (a service account of kube-system, as kube-controller-manager's
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
+pub mod cronjob;
 pub mod job;
 mod reconcile_loop;
 pub mod util;
@@ -160,6 +161,7 @@ type Runner =
 pub fn all() -> Vec<(&'static str, Runner)> {
     vec![
         ("job", job::runner),
+        ("cronjob", cronjob::runner),
     ]
 }
 

@@ -81,14 +81,6 @@ where
         self.streams.push(s.boxed());
     }
 
-    /// Keys sent from elsewhere (e.g. by the reconciler for another object).
-    pub fn add_channel(&mut self, rx: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<K>>) {
-        let s = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|r| (Ok(r), rx))
-        });
-        self.streams.push(s.boxed());
-    }
-
     fn into_stream(self) -> impl Stream<Item = Result<ObjectRef<K>, watcher::Error>> + Send {
         self.streams
     }
