@@ -8,7 +8,8 @@ pub mod schedule;
 
 use super::reconcile_loop::{self, Queue, informer};
 use super::util::controller_of;
-use super::{Context, ControllerError, Events};
+use super::reconcile_loop::Recorder;
+use super::{Context, ControllerError};
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -36,7 +37,7 @@ pub fn runner(
 
 struct Ctrl {
     client: kube::Client,
-    events: Events,
+    events: Recorder,
     jobs: Store<Job>,
 }
 
@@ -47,7 +48,7 @@ async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Controlle
     let jobs = informer(Api::<Job>::all(informer_client));
     let c = Arc::new(Ctrl {
         client: client.clone(),
-        events: ctx.recorder(client, "cronjob-controller"),
+        events: Recorder::new(&ctx, client, "cronjob-controller"),
         jobs: jobs.store.clone(),
     });
     let mut queue = Queue::<CronJob>::default();

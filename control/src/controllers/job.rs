@@ -8,7 +8,8 @@
 
 use super::reconcile_loop::{self, Queue, informer};
 use super::util::{controller_of, pod_ready};
-use super::{Context, ControllerError, Events};
+use super::reconcile_loop::Recorder;
+use super::{Context, ControllerError};
 use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::{
     Job, JobCondition, JobStatus, PodFailurePolicy, UncountedTerminatedPods,
@@ -51,7 +52,7 @@ pub fn runner(
 
 struct Ctrl {
     client: kube::Client,
-    events: Events,
+    events: Recorder,
     pods: Store<Pod>,
     jobs: Store<Job>,
     expectations: Mutex<HashMap<String, Expectations>>,
@@ -68,7 +69,7 @@ async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Controlle
     let pods = informer(Api::<Pod>::all(informer_client));
     let c = Arc::new(Ctrl {
         client: client.clone(),
-        events: ctx.recorder(client.clone(), "job-controller"),
+        events: Recorder::new(&ctx, client.clone(), "job-controller"),
         pods: pods.store.clone(),
         jobs: jobs.store.clone(),
         expectations: Mutex::new(HashMap::new()),

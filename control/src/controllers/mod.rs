@@ -3,6 +3,8 @@
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
 pub mod cronjob;
+pub mod disruption;
+pub mod hpa;
 pub mod job;
 mod reconcile_loop;
 pub mod util;
@@ -162,6 +164,8 @@ pub fn all() -> Vec<(&'static str, Runner)> {
     vec![
         ("job", job::runner),
         ("cronjob", cronjob::runner),
+        ("disruption", disruption::runner),
+        ("horizontalpodautoscaling", hpa::runner),
     ]
 }
 

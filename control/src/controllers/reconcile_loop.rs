@@ -6,6 +6,7 @@
 use super::ControllerError;
 use futures::stream::{BoxStream, SelectAll};
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config};
@@ -221,4 +222,55 @@ where
     Box::pin(async move {
         let _ = s.wait_until_ready().await;
     })
+}
+
+/// An event recorder that, like client-go's EventCorrelator, folds only repeats of the same
+/// reason *and message* into one event series. (kube-runtime's `Recorder` folds every event of
+/// a reason into the first one's message, so "Created pod: a" would hide "Created pod: b".)
+pub struct Recorder {
+    client: kube::Client,
+    component: String,
+    instance: String,
+    by_message: Mutex<HashMap<(String, String, String), super::Events>>,
+}
+
+/// Distinct messages remembered before starting over (client-go keeps 4096).
+const RECORDER_CACHE: usize = 4096;
+
+impl Recorder {
+    pub fn new(ctx: &super::Context, client: kube::Client, component: &str) -> Recorder {
+        Recorder {
+            client,
+            component: component.to_string(),
+            instance: ctx.config.instance.clone(),
+            by_message: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn events_for(&self, regarding: &ObjectReference, reason: &str, note: &str) -> super::Events {
+        let key = (
+            regarding.uid.clone().unwrap_or_default(),
+            reason.to_string(),
+            note.to_string(),
+        );
+        let mut m = self.by_message.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= RECORDER_CACHE && !m.contains_key(&key) {
+            m.clear();
+        }
+        m.entry(key)
+            .or_insert_with(|| {
+                super::Events::new(self.client.clone(), &self.component, &self.instance)
+            })
+            .clone()
+    }
+
+    pub async fn normal(&self, regarding: &ObjectReference, reason: &str, action: &str, note: String) {
+        let ev = self.events_for(regarding, reason, &note);
+        ev.normal(regarding, reason, action, note).await;
+    }
+
+    pub async fn warning(&self, regarding: &ObjectReference, reason: &str, action: &str, note: String) {
+        let ev = self.events_for(regarding, reason, &note);
+        ev.warning(regarding, reason, action, note).await;
+    }
 }
