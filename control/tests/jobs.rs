@@ -460,6 +460,21 @@ fn pod_json(name: &str, app: &str) -> Value {
         "spec": {"containers": [{"name": "c", "image": "localhost/busybox:latest"}]}})
 }
 
+/// The admin's client without kube-rs's default retries, so a 429 comes back as it is
+/// (clients such as kubectl drain decide themselves when to try again).
+async fn no_retry_client(c: &Cluster) -> ApiClient {
+    let kc = kube::config::Kubeconfig::read_from(&c.kubeconfig).expect("kubeconfig");
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("config");
+    cfg.cluster_url = c.url().parse().expect("url");
+    cfg.default_retry = false;
+    ApiClient {
+        client: kube::Client::try_from(cfg).expect("client"),
+    }
+}
+
 async fn evict(api: &ApiClient, pod: &str) -> (u16, Value) {
     api.post(
         &format!("/api/v1/namespaces/default/pods/{pod}/eviction"),
@@ -472,7 +487,7 @@ async fn evict(api: &ApiClient, pod: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn disruption_budgets_allow_evictions_while_enough_pods_stay_healthy() {
     let c = Cluster::start();
-    let api = ApiClient::new(&c).await;
+    let api = no_retry_client(&c).await;
     let _nodes = nodes(&api.client).await;
     let pods: Api<Pod> = Api::namespaced(api.client.clone(), "default");
     for i in 0..3 {
