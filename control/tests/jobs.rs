@@ -215,7 +215,10 @@ async fn jobs_run_to_completion_fail_at_the_backoff_limit_and_index_their_pods()
     let failed = condition(&job, "Failed").expect("Failed");
     assert_eq!(failed["status"], "True");
     assert_eq!(failed["reason"], "BackoffLimitExceeded");
-    assert_eq!(failed["message"], "Job has reached the specified backoff limit");
+    assert_eq!(
+        failed["message"],
+        "Job has reached the specified backoff limit"
+    );
     assert_eq!(
         condition(&job, "FailureTarget").expect("FailureTarget")["reason"],
         "BackoffLimitExceeded"
@@ -388,7 +391,10 @@ async fn cronjobs_start_missed_runs_track_them_and_keep_history_limits() {
     assert!(scheduled > jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1));
     assert_eq!(name, format!("ok-cron-{}", scheduled.as_second() / 60));
     let owner = &job.metadata.owner_references.as_ref().expect("owner")[0];
-    assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
+    assert_eq!(
+        (owner.controller, owner.block_owner_deletion),
+        (Some(true), Some(true))
+    );
     wait_for_async("lastScheduleTime", || async {
         let v = c.json(&["get", "cronjob", "ok-cron"]);
         let last: jiff::Timestamp = v["status"]["lastScheduleTime"].as_str()?.parse().ok()?;
@@ -404,7 +410,9 @@ async fn cronjobs_start_missed_runs_track_them_and_keep_history_limits() {
     ]);
     let cronjob = wait_for_async("the completed run to be noticed", || async {
         let v = c.json(&["get", "cronjob", "ok-cron"]);
-        (v["status"].get("active").is_none_or(|a| a.as_array().is_some_and(Vec::is_empty))
+        (v["status"]
+            .get("active")
+            .is_none_or(|a| a.as_array().is_some_and(Vec::is_empty))
             && v["status"]["lastSuccessfulTime"].is_string())
         .then_some(v)
     })
@@ -520,7 +528,9 @@ async fn disruption_budgets_allow_evictions_while_enough_pods_stay_healthy() {
     assert_eq!(cond["reason"], "SufficientPods");
     let out = c.ok(&["get", "pdb", "web"]);
     assert!(
-        out.lines().nth(1).is_some_and(|l| l.split_whitespace().nth(3) == Some("1")),
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().nth(3) == Some("1")),
         "{out}"
     );
 
@@ -548,10 +558,7 @@ async fn disruption_budgets_allow_evictions_while_enough_pods_stay_healthy() {
     let (code, _) = evict(&api, "web-1").await;
     assert_eq!(code, 429);
     // A replacement becomes ready and the budget recovers.
-    c.ok_in(
-        &["apply", "-f", "-"],
-        &pod_json("web-3", "web").to_string(),
-    );
+    c.ok_in(&["apply", "-f", "-"], &pod_json("web-3", "web").to_string());
     wait_for_async("the budget to recover", || status(1, 3)).await;
     let (code, body) = evict(&api, "web-1").await;
     assert_eq!(code, 201, "{body}");
@@ -592,9 +599,7 @@ async fn autoscalers_report_missing_metrics_and_keep_replicas_within_bounds() {
     c.ok_in(&["apply", "-f", "-"], &hpa.to_string());
     let replicas = || {
         let c = &c;
-        async move {
-            c.json(&["get", "deployment", "web"])["spec"]["replicas"].as_i64()
-        }
+        async move { c.json(&["get", "deployment", "web"])["spec"]["replicas"].as_i64() }
     };
     wait_for_async("the minimum to be enforced", || async {
         (replicas().await? == 2).then_some(())
@@ -666,10 +671,9 @@ async fn autoscalers_report_missing_metrics_and_keep_replicas_within_bounds() {
     assert_eq!(able["status"], "False");
     assert_eq!(able["reason"], "FailedGetScale");
     assert!(
-        able["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("the HPA controller was unable to get the target's current scale: ")
-                && m.contains("not found")),
+        able["message"].as_str().is_some_and(|m| m
+            .starts_with("the HPA controller was unable to get the target's current scale: ")
+            && m.contains("not found")),
         "{able}"
     );
 }

@@ -6,9 +6,9 @@
 
 pub mod schedule;
 
+use super::reconcile_loop::Recorder;
 use super::reconcile_loop::{self, Queue, informer};
 use super::util::controller_of;
-use super::reconcile_loop::Recorder;
 use super::{Context, ControllerError};
 use futures::future::BoxFuture;
 use jiff::Timestamp;
@@ -133,7 +133,11 @@ pub fn most_recent_schedule_time(
         most_recent = Some(x);
         t = sched.next(x);
     }
-    let kind = if missed > 100 { Missed::Many } else { Missed::Few };
+    let kind = if missed > 100 {
+        Missed::Many
+    } else {
+        Missed::Few
+    };
     (earliest, most_recent, kind, Ok(()))
 }
 
@@ -163,7 +167,9 @@ pub fn next_schedule_duration(cj: &CronJob, now: Timestamp, sched: &Schedule) ->
         (Ok(()), None) if missed == Missed::None => earliest,
         (Ok(()), None) => now,
     };
-    let next = sched.next(from).unwrap_or(now + jiff::SignedDuration::from_hours(24 * 365));
+    let next = sched
+        .next(from)
+        .unwrap_or(now + jiff::SignedDuration::from_hours(24 * 365));
     let d = Duration::try_from(next.duration_since(now)).unwrap_or_default();
     d + NEXT_SCHEDULE_DELTA
 }
@@ -196,7 +202,10 @@ pub fn job_from_template(cj: &CronJob, scheduled: Timestamp) -> Result<Job, Stri
     let local = scheduled.to_zoned(tz);
     annotations.insert(
         SCHEDULED_TIMESTAMP.into(),
-        local.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string().replace("+00:00", "Z"),
+        local
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+            .replace("+00:00", "Z"),
     );
     Ok(Job {
         metadata: ObjectMeta {
@@ -299,7 +308,10 @@ async fn sync_cronjob(
         if !found && finished.is_none() {
             // Maybe our status write is newer than the informer: ask the server.
             let api: Api<CronJob> = Api::namespaced(c.client.clone(), &ns);
-            match api.get(cj.metadata.name.as_deref().unwrap_or_default()).await {
+            match api
+                .get(cj.metadata.name.as_deref().unwrap_or_default())
+                .await
+            {
                 Ok(fresh) if in_active(&fresh, &uid) => {
                     *cj = fresh;
                     continue;
@@ -350,7 +362,10 @@ async fn sync_cronjob(
         .unwrap_or_default();
     for r in active {
         let uid = r.uid.clone().unwrap_or_default();
-        if jobs.iter().any(|j| j.metadata.uid.as_deref() == Some(uid.as_str())) {
+        if jobs
+            .iter()
+            .any(|j| j.metadata.uid.as_deref() == Some(uid.as_str()))
+        {
             continue;
         }
         let rname = r.name.clone().unwrap_or_default();
@@ -469,7 +484,12 @@ async fn sync_cronjob(
         .iter()
         .flatten()
         .any(|r| r.name.as_deref() == Some(want_name.as_str()));
-    if active_by_name || st.last_schedule_time.as_ref().is_some_and(|t| t.0 == scheduled) {
+    if active_by_name
+        || st
+            .last_schedule_time
+            .as_ref()
+            .is_some_and(|t| t.0 == scheduled)
+    {
         return (Some(next_schedule_duration(cj, now, &sched)), changed, None);
     }
     let active_count = st.active.as_ref().map_or(0, Vec::len);
@@ -543,14 +563,21 @@ async fn sync_cronjob(
             let terminating = e.to_string().contains("being terminated");
             if !terminating {
                 c.events
-                    .warning(&cref, "FailedCreate", "Create", format!("Error creating job: {e}"))
+                    .warning(
+                        &cref,
+                        "FailedCreate",
+                        "Create",
+                        format!("Error creating job: {e}"),
+                    )
                     .await;
             }
             return (None, changed, Some(e.into()));
         }
     };
     let st = cj.status.get_or_insert_with(Default::default);
-    st.active.get_or_insert_with(Vec::new).push(job_ref(&created_job));
+    st.active
+        .get_or_insert_with(Vec::new)
+        .push(job_ref(&created_job));
     st.last_schedule_time = Some(Time(scheduled));
     (Some(next_schedule_duration(cj, now, &sched)), true, None)
 }
@@ -574,15 +601,28 @@ async fn delete_job(c: &Ctrl, cj: &mut CronJob, job: &Job) -> bool {
     }
     remove_active(cj, job.metadata.uid.as_deref().unwrap_or_default());
     c.events
-        .normal(&cref, "SuccessfulDelete", "Delete", format!("Deleted job {name}"))
+        .normal(
+            &cref,
+            "SuccessfulDelete",
+            "Delete",
+            format!("Deleted job {name}"),
+        )
         .await;
     true
 }
 
 /// Oldest first by start time (unstarted last), then by name.
 fn by_start_time(a: &Arc<Job>, b: &Arc<Job>) -> std::cmp::Ordering {
-    let sa = a.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
-    let sb = b.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0);
+    let sa = a
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0);
+    let sb = b
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0);
     match (sa, sb) {
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (Some(_), None) => std::cmp::Ordering::Less,
@@ -719,7 +759,10 @@ mod tests {
         assert_eq!(ann[SCHEDULED_TIMESTAMP], "2024-05-01T19:05:00+09:00");
         assert_eq!(job.metadata.labels.expect("labels")["team"], "a");
         let owner = &job.metadata.owner_references.expect("owner")[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("CronJob", "cj-uid", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("CronJob", "cj-uid", Some(true))
+        );
         let utc_job = job_from_template(&cronjob(json!({})), t).expect("job");
         assert_eq!(
             utc_job.metadata.annotations.expect("annotations")[SCHEDULED_TIMESTAMP],
@@ -731,6 +774,9 @@ mod tests {
     fn time_zone_field_applies_to_the_schedule() {
         let cj = cronjob(json!({"schedule": "0 9 * * *", "timeZone": "Asia/Tokyo"}));
         let s = parse_schedule(&cj).expect("schedule");
-        assert_eq!(s.next(ts("2024-05-01T01:00:00Z")), Some(ts("2024-05-02T00:00:00Z")));
+        assert_eq!(
+            s.next(ts("2024-05-01T01:00:00Z")),
+            Some(ts("2024-05-02T00:00:00Z"))
+        );
     }
 }

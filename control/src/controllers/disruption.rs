@@ -6,9 +6,9 @@
 //! this controller forgets such notes once the pod is gone or after two minutes.
 
 use super::hpa::{ScaleError, get_scale};
+use super::reconcile_loop::Recorder;
 use super::reconcile_loop::{self, Queue, informer};
 use super::util::{controller_of, pod_ready};
-use super::reconcile_loop::Recorder;
 use super::{Context, ControllerError};
 use crate::api::selectors::LabelSelector;
 use futures::future::BoxFuture;
@@ -198,7 +198,9 @@ fn go_selector_string(s: &TypedSelector) -> String {
                 .join(" ")
         })
         .unwrap_or_default();
-    format!("&LabelSelector{{MatchLabels:map[string]string{{{labels},}},MatchExpressions:[]LabelSelectorRequirement{{}},}}")
+    format!(
+        "&LabelSelector{{MatchLabels:map[string]string{{{labels},}},MatchExpressions:[]LabelSelectorRequirement{{}},}}"
+    )
 }
 
 /// (expected pods, desired healthy, unmanaged pod names).
@@ -331,10 +333,15 @@ async fn disrupted_pod_map(
             continue;
         }
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let Some(t) = disrupted.get(&name) else { continue };
+        let Some(t) = disrupted.get(&name) else {
+            continue;
+        };
         let expected = t.0 + jiff::SignedDuration::try_from(DELETION_TIMEOUT).unwrap_or_default();
         if expected < now {
-            tracing::info!(pod = name, "pod was expected to be deleted but it wasn't, updating PDB");
+            tracing::info!(
+                pod = name,
+                "pod was expected to be deleted but it wasn't, updating PDB"
+            );
             c.events
                 .warning(
                     &pod.object_ref(&()),
@@ -351,13 +358,17 @@ async fn disrupted_pod_map(
     (out, recheck)
 }
 
-fn count_healthy(pods: &[Arc<Pod>], disrupted: &BTreeMap<String, Time>, now: jiff::Timestamp) -> i32 {
+fn count_healthy(
+    pods: &[Arc<Pod>],
+    disrupted: &BTreeMap<String, Time>,
+    now: jiff::Timestamp,
+) -> i32 {
     let timeout = jiff::SignedDuration::try_from(DELETION_TIMEOUT).unwrap_or_default();
     pods.iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
             let name = p.metadata.name.clone().unwrap_or_default();
-            !disrupted.get(&name).is_some_and(|t| t.0 + timeout > now)
+            disrupted.get(&name).is_none_or(|t| t.0 + timeout <= now)
         })
         .filter(|p| pod_ready(p))
         .count() as i32
@@ -407,7 +418,12 @@ fn disruption_allowed_condition(st: &mut PodDisruptionBudgetStatus) {
     let cond = Condition {
         type_: "DisruptionAllowed".into(),
         status: if allowed { "True" } else { "False" }.into(),
-        reason: if allowed { "SufficientPods" } else { "InsufficientPods" }.into(),
+        reason: if allowed {
+            "SufficientPods"
+        } else {
+            "InsufficientPods"
+        }
+        .into(),
         message: String::new(),
         observed_generation: st.observed_generation,
         last_transition_time: Time(jiff::Timestamp::now()),
@@ -459,7 +475,8 @@ async fn write_status(c: &Ctrl, pdb: &PodDisruptionBudget) -> Result<(), Control
     let ns = pdb.metadata.namespace.clone().unwrap_or_default();
     let name = pdb.metadata.name.clone().unwrap_or_default();
     let api: Api<PodDisruptionBudget> = Api::namespaced(c.client.clone(), &ns);
-    api.replace_status(&name, &PostParams::default(), pdb).await?;
+    api.replace_status(&name, &PostParams::default(), pdb)
+        .await?;
     Ok(())
 }
 
@@ -540,11 +557,17 @@ mod tests {
         };
         disruption_allowed_condition(&mut st);
         let c = &st.conditions.as_ref().expect("conditions")[0];
-        assert_eq!((c.status.as_str(), c.reason.as_str(), c.observed_generation), ("True", "SufficientPods", Some(3)));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.observed_generation),
+            ("True", "SufficientPods", Some(3))
+        );
         st.disruptions_allowed = Some(0);
         disruption_allowed_condition(&mut st);
         let c = &st.conditions.as_ref().expect("conditions")[0];
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "InsufficientPods"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InsufficientPods")
+        );
         assert_eq!(st.conditions.as_ref().map(Vec::len), Some(1));
     }
 }

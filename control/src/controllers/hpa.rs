@@ -7,9 +7,9 @@
 //!
 //! Also home of the scale-subresource lookup the disruption controller shares.
 
+use super::reconcile_loop::Recorder;
 use super::reconcile_loop::{self, Queue, informer};
 use super::util::pod_ready;
-use super::reconcile_loop::Recorder;
 use super::{Context, ControllerError};
 use crate::admission::quantity::Quantity as Q;
 use crate::api::selectors::LabelSelector;
@@ -184,7 +184,10 @@ pub async fn get_scale(
             body,
         }),
         Err(kube::Error::Api(e)) if e.code == 404 => {
-            let scalable = caps.subresources.iter().any(|(sub, _)| sub.plural == "scale")
+            let scalable = caps
+                .subresources
+                .iter()
+                .any(|(sub, _)| sub.plural == "scale")
                 || caps
                     .subresources
                     .iter()
@@ -237,7 +240,13 @@ async fn update_scale(client: &kube::Client, scale: &Scale, replicas: i32) -> Re
 // ---------------------------------------------------------------------------------------------
 // Conditions and status
 
-fn set_condition(hpa: &mut HorizontalPodAutoscaler, ty: &str, status: &str, reason: &str, msg: String) {
+fn set_condition(
+    hpa: &mut HorizontalPodAutoscaler,
+    ty: &str,
+    status: &str,
+    reason: &str,
+    msg: String,
+) {
     let conds = hpa
         .status
         .get_or_insert_with(Default::default)
@@ -391,7 +400,12 @@ async fn reconcile(c: &Ctrl, shared: &HorizontalPodAutoscaler) -> Result<(), Con
             set_status(&mut hpa, current, d, statuses, false);
             update_status_if_needed(c, &original, &hpa).await?;
             c.events
-                .warning(&href, "FailedComputeMetricsReplicas", "ComputeReplicas", e.clone())
+                .warning(
+                    &href,
+                    "FailedComputeMetricsReplicas",
+                    "ComputeReplicas",
+                    e.clone(),
+                )
                 .await;
             return Err(ControllerError::Invalid(format!(
                 "failed to compute desired number of replicas based on listed metrics for {reference}: {e}"
@@ -429,7 +443,9 @@ async fn reconcile(c: &Ctrl, shared: &HorizontalPodAutoscaler) -> Result<(), Con
             let d = hpa.status.as_ref().map_or(0, |s| s.desired_replicas);
             set_status(&mut hpa, current, d, statuses, false);
             update_status_if_needed(c, &original, &hpa).await?;
-            return Err(ControllerError::Invalid(format!("failed to rescale {reference}: {e}")));
+            return Err(ControllerError::Invalid(format!(
+                "failed to rescale {reference}: {e}"
+            )));
         }
         set_condition(
             &mut hpa,
@@ -465,7 +481,12 @@ async fn compute_replicas_for_metrics(
     let mut statuses = vec![MetricStatus::default(); metrics.len()];
     if scale.selector.is_empty() {
         c.events
-            .warning(&href, "SelectorRequired", "ComputeReplicas", "selector is required".into())
+            .warning(
+                &href,
+                "SelectorRequired",
+                "ComputeReplicas",
+                "selector is required".into(),
+            )
             .await;
         set_condition(
             hpa,
@@ -474,7 +495,12 @@ async fn compute_replicas_for_metrics(
             "InvalidSelector",
             "the HPA target's scale is missing a selector".into(),
         );
-        return (-1, String::new(), Vec::new(), Some("selector is required".into()));
+        return (
+            -1,
+            String::new(),
+            Vec::new(),
+            Some("selector is required".into()),
+        );
     }
     let selector = match LabelSelector::parse(&scale.selector) {
         Ok(s) => s,
@@ -485,7 +511,13 @@ async fn compute_replicas_for_metrics(
             c.events
                 .warning(&href, "InvalidSelector", "ComputeReplicas", msg.clone())
                 .await;
-            set_condition(hpa, "ScalingActive", "False", "InvalidSelector", msg.clone());
+            set_condition(
+                hpa,
+                "ScalingActive",
+                "False",
+                "InvalidSelector",
+                msg.clone(),
+            );
             return (-1, String::new(), Vec::new(), Some(msg));
         }
     };
@@ -544,7 +576,11 @@ async fn compute_replicas_for_metric(
     match m.type_.as_str() {
         "Resource" => {
             let Some(res) = &m.resource else {
-                return Err(fail("FailedGetResourceMetric", "missing resource metric source".into()).await);
+                return Err(fail(
+                    "FailedGetResourceMetric",
+                    "missing resource metric source".into(),
+                )
+                .await);
             };
             let rname = res.name.clone();
             let Some(target) = res.target.average_utilization else {
@@ -558,7 +594,11 @@ async fn compute_replicas_for_metric(
                     "invalid resource metric source: neither an average utilization target nor an average value (usage) target was set".into()
                 };
                 let (r, msg, e) = fail("FailedGetResourceMetric", e).await;
-                return Err((r, msg, format!("failed to get {rname} resource metric value: {e}")));
+                return Err((
+                    r,
+                    msg,
+                    format!("failed to get {rname} resource metric value: {e}"),
+                ));
             };
             let ns = hpa.metadata.namespace.clone().unwrap_or_default();
             match resource_replicas(c, &ns, scale, selector, &rname, target).await {
@@ -581,7 +621,11 @@ async fn compute_replicas_for_metric(
                 Err(e) => {
                     let e = format!("failed to get {rname} utilization: {e}");
                     let (r, msg, e) = fail("FailedGetResourceMetric", e).await;
-                    Err((r, msg, format!("failed to get {rname} resource metric value: {e}")))
+                    Err((
+                        r,
+                        msg,
+                        format!("failed to get {rname} resource metric value: {e}"),
+                    ))
                 }
             }
         }
@@ -596,10 +640,18 @@ async fn compute_replicas_for_metric(
                 metrics_unavailable_or("")
             );
             let (r, msg, e) = fail("FailedGetContainerResourceMetric", e).await;
-            Err((r, msg, format!("failed to get {container} container metric value: {e}")))
+            Err((
+                r,
+                msg,
+                format!("failed to get {container} container metric value: {e}"),
+            ))
         }
         "Pods" => {
-            let name = m.pods.as_ref().map(|p| p.metric.name.clone()).unwrap_or_default();
+            let name = m
+                .pods
+                .as_ref()
+                .map(|p| p.metric.name.clone())
+                .unwrap_or_default();
             let e = format!(
                 "unable to get metric {name}: unable to fetch metrics from custom metrics API: the server could not find the requested resource (get pods.custom.metrics.k8s.io *)"
             );
@@ -607,7 +659,11 @@ async fn compute_replicas_for_metric(
             Err((r, msg, format!("failed to get pods metric value: {e}")))
         }
         "Object" => {
-            let name = m.object.as_ref().map(|p| p.metric.name.clone()).unwrap_or_default();
+            let name = m
+                .object
+                .as_ref()
+                .map(|p| p.metric.name.clone())
+                .unwrap_or_default();
             let e = format!(
                 "unable to get metric {name}: unable to fetch metrics from custom metrics API: the server could not find the requested resource"
             );
@@ -615,13 +671,21 @@ async fn compute_replicas_for_metric(
             Err((r, msg, format!("failed to get object metric value: {e}")))
         }
         "External" => {
-            let name = m.external.as_ref().map(|p| p.metric.name.clone()).unwrap_or_default();
+            let name = m
+                .external
+                .as_ref()
+                .map(|p| p.metric.name.clone())
+                .unwrap_or_default();
             let e = format!(
                 "unable to get external metric {}/{name}/nil: unable to fetch metrics from external metrics API: the server could not find the requested resource (get {name}.external.metrics.k8s.io)",
                 hpa.metadata.namespace.as_deref().unwrap_or("")
             );
             let (r, msg, e) = fail("FailedGetExternalMetric", e).await;
-            Err((r, msg, format!("failed to get {name} external metric value: {e}")))
+            Err((
+                r,
+                msg,
+                format!("failed to get {name} external metric value: {e}"),
+            ))
         }
         other => {
             let e = format!("unknown metric source type {other:?}");
@@ -684,10 +748,16 @@ async fn pod_metrics(
     }
     let mut out = HashMap::new();
     for it in items {
-        let name = it.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let name = it
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let mut sum = 0;
         for ctr in it["containers"].as_array().into_iter().flatten() {
-            if let Some(q) = ctr.pointer(&format!("/usage/{resource}")).and_then(Value::as_str) {
+            if let Some(q) = ctr
+                .pointer(&format!("/usage/{resource}"))
+                .and_then(Value::as_str)
+            {
                 sum += Q::parse(q).map(|q| q.milli_value()).unwrap_or(0);
             }
         }
@@ -725,7 +795,9 @@ async fn resource_replicas(
     let (mut usage, mut requests, mut counted) = (0i64, 0i64, 0i32);
     for p in &pods {
         let name = p.metadata.name.clone().unwrap_or_default();
-        let Some(u) = metrics.get(&name) else { continue };
+        let Some(u) = metrics.get(&name) else {
+            continue;
+        };
         if !pod_ready(p) {
             continue;
         }
@@ -751,9 +823,7 @@ async fn resource_replicas(
         counted += 1;
     }
     if counted == 0 || requests == 0 {
-        return Err(format!(
-            "did not receive metrics for targeted pods (pods might be unready)"
-        ));
+        return Err("did not receive metrics for targeted pods (pods might be unready)".into());
     }
     let utilization = (usage * 100 / requests) as i32;
     let ratio = f64::from(utilization) / f64::from(target);
@@ -812,7 +882,11 @@ fn normalize_desired(
         );
     }
     let (desired, reason, msg) = convert_with_rules(current, stabilized, min, max);
-    let status = if desired == stabilized { "False" } else { "True" };
+    let status = if desired == stabilized {
+        "False"
+    } else {
+        "True"
+    };
     set_condition(hpa, "ScalingLimited", status, reason, msg.into());
     desired
 }
@@ -864,7 +938,14 @@ mod tests {
         assert_eq!(convert_with_rules(2, 1, 2, 10).0, 2);
         assert_eq!(convert_with_rules(2, 1, 2, 10).1, "TooFewReplicas");
         // Scale up at most to max(2*current, 4).
-        assert_eq!(convert_with_rules(1, 20, 1, 10), (4, "ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate"));
+        assert_eq!(
+            convert_with_rules(1, 20, 1, 10),
+            (
+                4,
+                "ScaleUpLimit",
+                "the desired replica count is increasing faster than the maximum scale rate"
+            )
+        );
         assert_eq!(convert_with_rules(5, 20, 1, 8).0, 8);
         assert_eq!(convert_with_rules(5, 20, 1, 8).1, "TooManyReplicas");
         assert_eq!(convert_with_rules(3, 5, 1, 8).1, "DesiredWithinRange");
@@ -893,10 +974,30 @@ mod tests {
     #[test]
     fn conditions_keep_transition_times_unless_status_changes() {
         let mut hpa = HorizontalPodAutoscaler::default();
-        set_condition(&mut hpa, "AbleToScale", "True", "SucceededGetScale", "m".into());
-        let t0 = hpa.status.as_ref().and_then(|s| s.conditions.as_ref()).map(|c| c[0].last_transition_time.clone());
-        set_condition(&mut hpa, "AbleToScale", "True", "SucceededRescale", "n".into());
-        let conds = hpa.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        set_condition(
+            &mut hpa,
+            "AbleToScale",
+            "True",
+            "SucceededGetScale",
+            "m".into(),
+        );
+        let t0 = hpa
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .map(|c| c[0].last_transition_time.clone());
+        set_condition(
+            &mut hpa,
+            "AbleToScale",
+            "True",
+            "SucceededRescale",
+            "n".into(),
+        );
+        let conds = hpa
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
         assert_eq!(conds.len(), 1);
         assert_eq!(conds[0].reason.as_deref(), Some("SucceededRescale"));
         assert_eq!(Some(conds[0].last_transition_time.clone()), t0);

@@ -6,17 +6,15 @@
 //! rule; honours `suspend`. Terminal conditions come in two steps as upstream (the interim
 //! `SuccessCriteriaMet`/`FailureTarget`, then `Complete`/`Failed` once no pod is left running).
 
+use super::reconcile_loop::Recorder;
 use super::reconcile_loop::{self, Queue, informer};
 use super::util::{controller_of, pod_ready};
-use super::reconcile_loop::Recorder;
 use super::{Context, ControllerError};
 use futures::future::BoxFuture;
 use k8s_openapi::api::batch::v1::{
     Job, JobCondition, JobStatus, PodFailurePolicy, UncountedTerminatedPods,
 };
-use k8s_openapi::api::core::v1::{
-    EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodTemplateSpec,
-};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -79,7 +77,8 @@ async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Controlle
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel::<ObjectRef<Pod>>();
     let mut queue = Queue::<Job>::default();
     {
-        let (job_store, pod_store, tx) = (jobs.store.clone(), pods.store.clone(), orphan_tx.clone());
+        let (job_store, pod_store, tx) =
+            (jobs.store.clone(), pods.store.clone(), orphan_tx.clone());
         queue.add_mapped(jobs.events, move |job: Job| {
             // A finished or deleted Job leaves its pods' finalizers to the orphan worker.
             let gone = job_store.get(&ObjectRef::from_obj(&job)).is_none();
@@ -102,9 +101,11 @@ async fn run(ctx: Arc<Context>, stop: CancellationToken) -> Result<(), Controlle
             let owner = controller_of(&pod.metadata)
                 .filter(|o| o.kind == "Job")
                 .map(|o| (ObjectRef::<Job>::new(&o.name).within(&ns), o.uid.clone()));
-            let job = owner
-                .as_ref()
-                .and_then(|(r, uid)| job_store.get(r).filter(|j| j.metadata.uid.as_ref() == Some(uid)));
+            let job = owner.as_ref().and_then(|(r, uid)| {
+                job_store
+                    .get(r)
+                    .filter(|j| j.metadata.uid.as_ref() == Some(uid))
+            });
             if has_finalizer(&pod) && job.as_ref().is_none_or(|j| is_finished(j)) {
                 let _ = tx.send(ObjectRef::from_obj(&pod));
             }
@@ -190,10 +191,7 @@ pub fn is_finished(job: &Job) -> bool {
 }
 
 fn is_indexed(job: &Job) -> bool {
-    job.spec
-        .as_ref()
-        .and_then(|s| s.completion_mode.as_deref())
-        == Some("Indexed")
+    job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed")
 }
 
 fn suspended(job: &Job) -> bool {
@@ -279,7 +277,10 @@ fn finished_time(p: &Pod) -> jiff::Timestamp {
     let st = p.status.as_ref();
     let mut latest: Option<jiff::Timestamp> = None;
     let mut all = true;
-    for cs in st.and_then(|s| s.container_statuses.as_deref()).unwrap_or(&[]) {
+    for cs in st
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or(&[])
+    {
         match cs
             .state
             .as_ref()
@@ -295,7 +296,10 @@ fn finished_time(p: &Pod) -> jiff::Timestamp {
     }
     if let Some(t) = st
         .and_then(|s| s.conditions.as_deref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready" && c.status == "False"))
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "Ready" && c.status == "False")
+        })
         .and_then(|c| c.last_transition_time.as_ref())
     {
         return t.0;
@@ -663,7 +667,11 @@ async fn sync_job(c: &Ctrl, shared: Arc<Job>) -> Result<Action, ControllerError>
     if let Some(m) = shared.spec.as_ref().and_then(|s| s.managed_by.as_deref())
         && m != CONTROLLER_NAME
     {
-        tracing::debug!(job = key, managed_by = m, "job is managed by another controller");
+        tracing::debug!(
+            job = key,
+            managed_by = m,
+            "job is managed by another controller"
+        );
         return Ok(Action::await_change());
     }
     if is_finished(&shared) {
@@ -737,13 +745,20 @@ async fn sync_job(c: &Ctrl, shared: Arc<Job>) -> Result<Action, ControllerError>
 
     let mut requeue: Option<Duration> = None;
     if st.start_time.is_none() && !suspended(&sx.job) {
-        sx.job.status.get_or_insert_with(Default::default).start_time = Some(Time(now()));
+        sx.job
+            .status
+            .get_or_insert_with(Default::default)
+            .start_time = Some(Time(now()));
     }
     {
         let backoff = c.backoff.lock().unwrap_or_else(|p| p.into_inner());
         let ns: Vec<&Pod> = new_succeeded.iter().map(|p| p.as_ref()).collect();
         let nf: Vec<&Pod> = new_failed.iter().map(|p| p.as_ref()).collect();
-        sx.new_backoff = backoff.get(&key).cloned().unwrap_or_default().next(&ns, &nf);
+        sx.new_backoff = backoff
+            .get(&key)
+            .cloned()
+            .unwrap_or_default()
+            .next(&ns, &nf);
     }
 
     let backoff_limit = spec.backoff_limit.unwrap_or(6);
@@ -752,8 +767,8 @@ async fn sync_job(c: &Ctrl, shared: Arc<Job>) -> Result<Action, ControllerError>
         .filter(|c| c.status == "True")
         .cloned();
     if sx.finished.is_none() {
-        if let Some(ft) = find_condition(conditions(&sx.job), "FailureTarget")
-            .filter(|c| c.status == "True")
+        if let Some(ft) =
+            find_condition(conditions(&sx.job), "FailureTarget").filter(|c| c.status == "True")
         {
             sx.finished = Some(new_condition(
                 "Failed",
@@ -866,7 +881,10 @@ async fn sync_job(c: &Ctrl, shared: Arc<Job>) -> Result<Action, ControllerError>
                     .normal(&jref, "Resumed", "Resume", "Job resumed".into())
                     .await;
                 // A resumed Job's activeDeadlineSeconds counts from now.
-                sx.job.status.get_or_insert_with(Default::default).start_time = Some(Time(now()));
+                sx.job
+                    .status
+                    .get_or_insert_with(Default::default)
+                    .start_time = Some(Time(now()));
             }
         }
     }
@@ -995,13 +1013,23 @@ async fn delete_active_pods(
         match res {
             Ok(_) => {
                 c.events
-                    .normal(&jref, "SuccessfulDelete", "Delete", format!("Deleted pod: {name}"))
+                    .normal(
+                        &jref,
+                        "SuccessfulDelete",
+                        "Delete",
+                        format!("Deleted pod: {name}"),
+                    )
                     .await;
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => {
                 c.events
-                    .warning(&jref, "FailedDelete", "Delete", format!("Error deleting: {e}"))
+                    .warning(
+                        &jref,
+                        "FailedDelete",
+                        "Delete",
+                        format!("Error deleting: {e}"),
+                    )
                     .await;
                 err.get_or_insert(ControllerError::Kube(e));
                 continue;
@@ -1034,7 +1062,12 @@ fn removal_order(pods: &mut [Arc<Pod>]) {
             .creation_timestamp
             .as_ref()
             .map_or(0, |t| t.0.as_second());
-        (scheduled, phase_rank, pod_ready(p), std::cmp::Reverse(created))
+        (
+            scheduled,
+            phase_rank,
+            pod_ready(p),
+            std::cmp::Reverse(created),
+        )
     }
     pods.sort_by_key(|p| rank(p));
 }
@@ -1096,7 +1129,12 @@ async fn manage_job(
     let mut rm = active_pods_for_removal(&job, &sx.active_pods, rm_at_least);
     rm.truncate(MAX_POD_CREATE_DELETE_PER_SYNC);
     if !rm.is_empty() {
-        tracing::debug!(job = key, deleted = rm.len(), target = want_active, "too many pods");
+        tracing::debug!(
+            job = key,
+            deleted = rm.len(),
+            target = want_active,
+            "too many pods"
+        );
         let (ready, removed, err) = delete_job_pods(c, key, &job, &rm).await;
         sx.terminating += removed;
         sx.ready -= ready;
@@ -1153,7 +1191,12 @@ async fn manage_job(
     if !fins.iter().any(|f| f == TRACKING_FINALIZER) {
         fins.push(TRACKING_FINALIZER.to_string());
     }
-    tracing::debug!(job = key, need = want_active, creating = diff, "too few pods");
+    tracing::debug!(
+        job = key,
+        need = want_active,
+        creating = diff,
+        "too few pods"
+    );
     active += diff;
     let mut left = diff;
     let mut batch = left.min(1);
@@ -1286,7 +1329,12 @@ async fn create_pod(
             let terminating_ns = matches!(&e, kube::Error::Api(s) if s.code == 403 && s.message.contains("being terminated"));
             if !terminating_ns {
                 c.events
-                    .warning(&jref, "FailedCreate", "Create", format!("Error creating: {e}"))
+                    .warning(
+                        &jref,
+                        "FailedCreate",
+                        "Create",
+                        format!("Error creating: {e}"),
+                    )
                     .await;
             }
             Err(e.into())
@@ -1318,7 +1366,9 @@ async fn delete_job_pods(
                 api.patch(&name, &PatchParams::default(), &remove_finalizer_patch())
                     .await?;
             }
-            api.delete(&name, &DeleteParams::default()).await.map(|_| ())
+            api.delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| ())
         }
     }))
     .await;
@@ -1328,7 +1378,12 @@ async fn delete_job_pods(
         match res {
             Ok(()) => {
                 c.events
-                    .normal(&jref, "SuccessfulDelete", "Delete", format!("Deleted pod: {name}"))
+                    .normal(
+                        &jref,
+                        "SuccessfulDelete",
+                        "Delete",
+                        format!("Deleted pod: {name}"),
+                    )
                     .await;
             }
             Err(e) => {
@@ -1339,7 +1394,12 @@ async fn delete_job_pods(
                     continue;
                 }
                 c.events
-                    .warning(&jref, "FailedDelete", "Delete", format!("Error deleting: {e}"))
+                    .warning(
+                        &jref,
+                        "FailedDelete",
+                        "Delete",
+                        format!("Error deleting: {e}"),
+                    )
                     .await;
                 err.get_or_insert(ControllerError::Kube(e));
                 continue;
@@ -1354,7 +1414,9 @@ async fn delete_job_pods(
 }
 
 fn remove_finalizer_patch() -> Patch<serde_json::Value> {
-    Patch::Strategic(json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}}))
+    Patch::Strategic(
+        json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}}),
+    )
 }
 
 /// Whether a pod's finalizer may go: the Job is ending, the pod succeeded, or it failed.
@@ -1431,16 +1493,22 @@ async fn track_status_and_remove_finalizers(
                 }
             } else if !sx.uncounted_succeeded.contains(&uid) {
                 needs_flush = true;
-                uncounted.succeeded.get_or_insert_with(Vec::new).push(uid.clone());
+                uncounted
+                    .succeeded
+                    .get_or_insert_with(Vec::new)
+                    .push(uid.clone());
             }
         } else if failed || ending_in_failure {
-            let ix_ok = !indexed
-                || completion_index(&pod.metadata).is_some_and(|i| i < completions);
+            let ix_ok =
+                !indexed || completion_index(&pod.metadata).is_some_and(|i| i < completions);
             if !sx.uncounted_failed.contains(&uid) && ix_ok {
                 let counts = match_pod_failure_policy(policy.as_ref(), pod).1;
                 if counts {
                     needs_flush = true;
-                    uncounted.failed.get_or_insert_with(Vec::new).push(uid.clone());
+                    uncounted
+                        .failed
+                        .get_or_insert_with(Vec::new)
+                        .push(uid.clone());
                 }
             }
         }
@@ -1634,7 +1702,8 @@ fn enact_finished(sx: &mut SyncCtx) -> bool {
         cond.message.as_deref().unwrap_or(""),
     );
     if cond.type_ == "Complete" {
-        status.completion_time = find_condition(conds, "Complete").and_then(|c| c.last_transition_time.clone());
+        status.completion_time =
+            find_condition(conds, "Complete").and_then(|c| c.last_transition_time.clone());
     }
     true
 }
@@ -1644,7 +1713,12 @@ async fn record_finished(c: &Ctrl, sx: &SyncCtx) {
     let jref = sx.job.object_ref(&());
     if cond.type_ == "Complete" {
         let completions = sx.job.spec.as_ref().and_then(|s| s.completions);
-        let succeeded = sx.job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0);
+        let succeeded = sx
+            .job
+            .status
+            .as_ref()
+            .and_then(|s| s.succeeded)
+            .unwrap_or(0);
         if completions.is_some_and(|n| succeeded > n) {
             c.events
                 .warning(
@@ -1761,7 +1835,10 @@ mod tests {
         let done = Intervals::parse("0,2", 5);
         assert_eq!(first_pending_indexes(&done, 2, 5), vec![1, 3]);
         assert_eq!(first_pending_indexes(&done, 9, 5), vec![1, 3, 4]);
-        assert_eq!(first_pending_indexes(&Intervals::default(), 3, 2), vec![0, 1]);
+        assert_eq!(
+            first_pending_indexes(&Intervals::default(), 3, 2),
+            vec![0, 1]
+        );
     }
 
     #[test]
@@ -1829,16 +1906,21 @@ mod tests {
         let (msg, counts, action) = match_pod_failure_policy(Some(&policy), &pod);
         assert_eq!(
             msg.as_deref(),
-            Some("Container main for pod ns/p-1 failed with exit code 42 matching FailJob rule at index 1")
+            Some(
+                "Container main for pod ns/p-1 failed with exit code 42 matching FailJob rule at index 1"
+            )
         );
         assert!(counts);
         assert_eq!(action.as_deref(), Some("FailJob"));
-        pod.status.as_mut().expect("status").conditions = Some(vec![serde_json::from_value(
-            json!({"type": "DisruptionTarget", "status": "True"}),
-        )
-        .expect("cond")]);
+        pod.status.as_mut().expect("status").conditions = Some(vec![
+            serde_json::from_value(json!({"type": "DisruptionTarget", "status": "True"}))
+                .expect("cond"),
+        ]);
         let (msg, counts, action) = match_pod_failure_policy(Some(&policy), &pod);
-        assert_eq!((msg, counts, action.as_deref()), (None, false, Some("Ignore")));
+        assert_eq!(
+            (msg, counts, action.as_deref()),
+            (None, false, Some("Ignore"))
+        );
         assert_eq!(match_pod_failure_policy(None, &pod), (None, true, None));
     }
 
@@ -1856,7 +1938,11 @@ mod tests {
         assert_eq!(pod.metadata.generate_name.as_deref(), Some("idx-2-"));
         assert_eq!(completion_index(&pod.metadata), Some(2));
         assert_eq!(
-            pod.metadata.labels.as_ref().and_then(|l| l.get(COMPLETION_INDEX)).map(String::as_str),
+            pod.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(COMPLETION_INDEX))
+                .map(String::as_str),
             Some("2")
         );
         let spec = pod.spec.expect("spec");
@@ -1870,11 +1956,35 @@ mod tests {
     #[test]
     fn conditions_are_only_added_when_not_false() {
         let mut list = Vec::new();
-        assert!(!ensure_condition(&mut list, "Suspended", "False", "JobResumed", "Job resumed"));
+        assert!(!ensure_condition(
+            &mut list,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed"
+        ));
         assert!(list.is_empty());
-        assert!(ensure_condition(&mut list, "Suspended", "True", "JobSuspended", "Job suspended"));
-        assert!(!ensure_condition(&mut list, "Suspended", "True", "JobSuspended", "Job suspended"));
-        assert!(ensure_condition(&mut list, "Suspended", "False", "JobResumed", "Job resumed"));
+        assert!(ensure_condition(
+            &mut list,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended"
+        ));
+        assert!(!ensure_condition(
+            &mut list,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended"
+        ));
+        assert!(ensure_condition(
+            &mut list,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed"
+        ));
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].status, "False");
     }

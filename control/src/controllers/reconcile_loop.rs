@@ -264,12 +264,24 @@ impl Recorder {
             .clone()
     }
 
-    pub async fn normal(&self, regarding: &ObjectReference, reason: &str, action: &str, note: String) {
+    pub async fn normal(
+        &self,
+        regarding: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let ev = self.events_for(regarding, reason, &note);
         ev.normal(regarding, reason, action, note).await;
     }
 
-    pub async fn warning(&self, regarding: &ObjectReference, reason: &str, action: &str, note: String) {
+    pub async fn warning(
+        &self,
+        regarding: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let ev = self.events_for(regarding, reason, &note);
         ev.warning(regarding, reason, action, note).await;
     }

@@ -89,9 +89,9 @@ impl Schedule {
         let mut spec = spec;
         let mut tz = tz;
         if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
-            let sp = spec
-                .find(' ')
-                .ok_or_else(|| "failed to parse cron schedule: no space after timezone".to_string())?;
+            let sp = spec.find(' ').ok_or_else(|| {
+                "failed to parse cron schedule: no space after timezone".to_string()
+            })?;
             let eq = spec.find('=').unwrap_or(0);
             let name = &spec[eq + 1..sp];
             tz = Some(load_location(name)?);
@@ -190,7 +190,11 @@ impl Schedule {
                 if z.hour() != 0 {
                     let h = i64::from(z.hour());
                     let shift = if h > 12 { 24 - h } else { -h };
-                    z = z.timestamp().checked_add(SignedDuration::from_hours(shift)).ok()?.to_zoned(tz.clone());
+                    z = z
+                        .timestamp()
+                        .checked_add(SignedDuration::from_hours(shift))
+                        .ok()?
+                        .to_zoned(tz.clone());
                 }
                 if z.day() == 1 {
                     continue 'wrap;
@@ -201,7 +205,11 @@ impl Schedule {
                     added = true;
                     z = at(z.date().at(z.hour(), 0, 0, 0))?;
                 }
-                z = z.timestamp().checked_add(SignedDuration::from_hours(1)).ok()?.to_zoned(tz.clone());
+                z = z
+                    .timestamp()
+                    .checked_add(SignedDuration::from_hours(1))
+                    .ok()?
+                    .to_zoned(tz.clone());
                 if z.hour() == 0 {
                     continue 'wrap;
                 }
@@ -209,9 +217,15 @@ impl Schedule {
             while (1u64 << z.minute()) & minute == 0 {
                 if !added {
                     added = true;
-                    z = Timestamp::from_second(z.timestamp().as_second() / 60 * 60).ok()?.to_zoned(tz.clone());
+                    z = Timestamp::from_second(z.timestamp().as_second() / 60 * 60)
+                        .ok()?
+                        .to_zoned(tz.clone());
                 }
-                z = z.timestamp().checked_add(SignedDuration::from_mins(1)).ok()?.to_zoned(tz.clone());
+                z = z
+                    .timestamp()
+                    .checked_add(SignedDuration::from_mins(1))
+                    .ok()?
+                    .to_zoned(tz.clone());
                 if z.minute() == 0 {
                     continue 'wrap;
                 }
@@ -220,9 +234,15 @@ impl Schedule {
             while z.second() != 0 {
                 if !added {
                     added = true;
-                    z = Timestamp::from_second(z.timestamp().as_second()).ok()?.to_zoned(tz.clone());
+                    z = Timestamp::from_second(z.timestamp().as_second())
+                        .ok()?
+                        .to_zoned(tz.clone());
                 }
-                z = z.timestamp().checked_add(SignedDuration::from_secs(1)).ok()?.to_zoned(tz.clone());
+                z = z
+                    .timestamp()
+                    .checked_add(SignedDuration::from_secs(1))
+                    .ok()?
+                    .to_zoned(tz.clone());
                 if z.second() == 0 {
                     continue 'wrap;
                 }
@@ -251,7 +271,8 @@ pub fn load_location(name: &str) -> Result<TimeZone, String> {
     if name == "Local" {
         return Ok(TimeZone::system());
     }
-    TimeZone::get(name).map_err(|_| format!("provided bad location {name}: unknown time zone {name}"))
+    TimeZone::get(name)
+        .map_err(|_| format!("provided bad location {name}: unknown time zone {name}"))
 }
 
 fn field(f: &str, b: &Bounds) -> Result<u64, String> {
@@ -396,42 +417,111 @@ mod tests {
 
     #[test]
     fn every_minute_and_steps() {
-        assert_eq!(next_utc("* * * * *", "2024-05-01T10:00:00Z"), "2024-05-01T10:01:00Z");
-        assert_eq!(next_utc("* * * * *", "2024-05-01T10:00:30.5Z"), "2024-05-01T10:01:00Z");
-        assert_eq!(next_utc("*/15 * * * *", "2024-05-01T10:07:00Z"), "2024-05-01T10:15:00Z");
-        assert_eq!(next_utc("*/15 * * * *", "2024-05-01T10:45:00Z"), "2024-05-01T11:00:00Z");
-        assert_eq!(next_utc("5/20 * * * *", "2024-05-01T10:26:00Z"), "2024-05-01T10:45:00Z");
-        assert_eq!(next_utc("0-30/10 1,2 * * *", "2024-05-01T01:31:00Z"), "2024-05-01T02:00:00Z");
+        assert_eq!(
+            next_utc("* * * * *", "2024-05-01T10:00:00Z"),
+            "2024-05-01T10:01:00Z"
+        );
+        assert_eq!(
+            next_utc("* * * * *", "2024-05-01T10:00:30.5Z"),
+            "2024-05-01T10:01:00Z"
+        );
+        assert_eq!(
+            next_utc("*/15 * * * *", "2024-05-01T10:07:00Z"),
+            "2024-05-01T10:15:00Z"
+        );
+        assert_eq!(
+            next_utc("*/15 * * * *", "2024-05-01T10:45:00Z"),
+            "2024-05-01T11:00:00Z"
+        );
+        assert_eq!(
+            next_utc("5/20 * * * *", "2024-05-01T10:26:00Z"),
+            "2024-05-01T10:45:00Z"
+        );
+        assert_eq!(
+            next_utc("0-30/10 1,2 * * *", "2024-05-01T01:31:00Z"),
+            "2024-05-01T02:00:00Z"
+        );
     }
 
     #[test]
     fn days_months_and_weekdays() {
         // 2024-05-01 is a Wednesday.
-        assert_eq!(next_utc("0 12 * * MON-FRI", "2024-05-03T13:00:00Z"), "2024-05-06T12:00:00Z");
-        assert_eq!(next_utc("30 4 1 * *", "2024-05-01T05:00:00Z"), "2024-06-01T04:30:00Z");
-        assert_eq!(next_utc("0 0 1 jan *", "2024-05-01T00:00:00Z"), "2025-01-01T00:00:00Z");
-        assert_eq!(next_utc("0 0 29 2 *", "2024-03-01T00:00:00Z"), "2028-02-29T00:00:00Z");
+        assert_eq!(
+            next_utc("0 12 * * MON-FRI", "2024-05-03T13:00:00Z"),
+            "2024-05-06T12:00:00Z"
+        );
+        assert_eq!(
+            next_utc("30 4 1 * *", "2024-05-01T05:00:00Z"),
+            "2024-06-01T04:30:00Z"
+        );
+        assert_eq!(
+            next_utc("0 0 1 jan *", "2024-05-01T00:00:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("0 0 29 2 *", "2024-03-01T00:00:00Z"),
+            "2028-02-29T00:00:00Z"
+        );
         // Both day fields restricted: either one matches (Vixie cron).
-        assert_eq!(next_utc("0 0 13 * 5", "2024-05-01T00:00:00Z"), "2024-05-03T00:00:00Z");
-        assert_eq!(next_utc("0 0 13 * 5", "2024-05-10T00:00:00Z"), "2024-05-13T00:00:00Z");
+        assert_eq!(
+            next_utc("0 0 13 * 5", "2024-05-01T00:00:00Z"),
+            "2024-05-03T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("0 0 13 * 5", "2024-05-10T00:00:00Z"),
+            "2024-05-13T00:00:00Z"
+        );
         // One of them `*`: both must match, i.e. only the other counts.
-        assert_eq!(next_utc("0 0 * * 0", "2024-05-01T00:00:00Z"), "2024-05-05T00:00:00Z");
-        assert_eq!(next_utc("0 0 ? * sun", "2024-05-01T00:00:00Z"), "2024-05-05T00:00:00Z");
+        assert_eq!(
+            next_utc("0 0 * * 0", "2024-05-01T00:00:00Z"),
+            "2024-05-05T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("0 0 ? * sun", "2024-05-01T00:00:00Z"),
+            "2024-05-05T00:00:00Z"
+        );
         // An impossible date never fires.
         assert_eq!(next_utc("0 0 31 2 *", "2024-01-01T00:00:00Z"), "");
     }
 
     #[test]
     fn descriptors() {
-        assert_eq!(next_utc("@hourly", "2024-05-01T10:00:00Z"), "2024-05-01T11:00:00Z");
-        assert_eq!(next_utc("@daily", "2024-05-01T10:00:00Z"), "2024-05-02T00:00:00Z");
-        assert_eq!(next_utc("@midnight", "2024-05-01T10:00:00Z"), "2024-05-02T00:00:00Z");
-        assert_eq!(next_utc("@weekly", "2024-05-01T10:00:00Z"), "2024-05-05T00:00:00Z");
-        assert_eq!(next_utc("@monthly", "2024-05-01T10:00:00Z"), "2024-06-01T00:00:00Z");
-        assert_eq!(next_utc("@yearly", "2024-05-01T10:00:00Z"), "2025-01-01T00:00:00Z");
-        assert_eq!(next_utc("@annually", "2024-05-01T10:00:00Z"), "2025-01-01T00:00:00Z");
-        assert_eq!(next_utc("@every 90s", "2024-05-01T10:00:00.7Z"), "2024-05-01T10:01:30Z");
-        assert_eq!(next_utc("@every 1h30m", "2024-05-01T10:00:00Z"), "2024-05-01T11:30:00Z");
+        assert_eq!(
+            next_utc("@hourly", "2024-05-01T10:00:00Z"),
+            "2024-05-01T11:00:00Z"
+        );
+        assert_eq!(
+            next_utc("@daily", "2024-05-01T10:00:00Z"),
+            "2024-05-02T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("@midnight", "2024-05-01T10:00:00Z"),
+            "2024-05-02T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("@weekly", "2024-05-01T10:00:00Z"),
+            "2024-05-05T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("@monthly", "2024-05-01T10:00:00Z"),
+            "2024-06-01T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("@yearly", "2024-05-01T10:00:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("@annually", "2024-05-01T10:00:00Z"),
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            next_utc("@every 90s", "2024-05-01T10:00:00.7Z"),
+            "2024-05-01T10:01:30Z"
+        );
+        assert_eq!(
+            next_utc("@every 1h30m", "2024-05-01T10:00:00Z"),
+            "2024-05-01T11:30:00Z"
+        );
     }
 
     #[test]
@@ -439,23 +529,44 @@ mod tests {
         let ny = Some(TimeZone::get("America/New_York").expect("tz"));
         let s = Schedule::parse_in("0 9 * * *", ny.clone()).expect("parse");
         // 09:00 EDT is 13:00 UTC.
-        assert_eq!(s.next(ts("2024-05-01T12:00:00Z")).map(|t| t.to_string()).as_deref(), Some("2024-05-01T13:00:00Z"));
+        assert_eq!(
+            s.next(ts("2024-05-01T12:00:00Z"))
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("2024-05-01T13:00:00Z")
+        );
         // A TZ= prefix wins over the given zone.
         let s = Schedule::parse_in("TZ=Asia/Tokyo 0 9 * * *", ny.clone()).expect("parse");
-        assert_eq!(s.next(ts("2024-05-01T01:00:00Z")).map(|t| t.to_string()).as_deref(), Some("2024-05-02T00:00:00Z"));
+        assert_eq!(
+            s.next(ts("2024-05-01T01:00:00Z"))
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("2024-05-02T00:00:00Z")
+        );
         // 02:30 does not exist on 2024-03-10 in New York: robfig skips that day.
         let s = Schedule::parse_in("30 2 * * *", ny).expect("parse");
-        assert_eq!(s.next(ts("2024-03-10T05:00:00Z")).map(|t| t.to_string()).as_deref(), Some("2024-03-11T06:30:00Z"));
+        assert_eq!(
+            s.next(ts("2024-03-10T05:00:00Z"))
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some("2024-03-11T06:30:00Z")
+        );
         assert!(Schedule::parse("TZ=Mars/Olympus * * * * *").is_err());
     }
 
     #[test]
     fn errors_read_like_robfig() {
         let e = |s: &str| Schedule::parse(s).err().unwrap_or_default();
-        assert_eq!(e("* * * *"), "expected exactly 5 fields, found 4: [* * * *]");
+        assert_eq!(
+            e("* * * *"),
+            "expected exactly 5 fields, found 4: [* * * *]"
+        );
         assert_eq!(e("60 * * * *"), "end of range (60) above maximum (59): 60");
         assert_eq!(e("* * * * 7"), "end of range (7) above maximum (6): 7");
-        assert_eq!(e("*/0 * * * *"), "step of range should be a positive number: */0");
+        assert_eq!(
+            e("*/0 * * * *"),
+            "step of range should be a positive number: */0"
+        );
         assert_eq!(e("@fortnightly"), "unrecognized descriptor: @fortnightly");
         assert_eq!(e(""), "empty spec string");
     }
