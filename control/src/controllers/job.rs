@@ -603,7 +603,11 @@ impl Ctrl {
         f(all.entry(key.to_string()).or_default());
     }
 
-    fn forget_job(&self, key: &str) {
+    fn forget_job(&self, key: &str, uid: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
         self.backoff
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -675,7 +679,7 @@ async fn sync_job(c: &Ctrl, shared: Arc<Job>) -> Result<Action, ControllerError>
         return Ok(Action::await_change());
     }
     if is_finished(&shared) {
-        c.forget_job(&key);
+        c.forget_job(&key, shared.metadata.uid.as_deref().unwrap_or_default());
         return Ok(Action::await_change());
     }
     let mut job = (*shared).clone();
