@@ -2,17 +2,22 @@
 //! with its own identity (a service account of kube-system, as kube-controller-manager's
 //! `--use-service-account-credentials` gives them) so RBAC applies to them as upstream.
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod discovery;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointutil;
 pub mod garbagecollector;
 pub mod history;
+pub mod hpa;
+pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub(crate) mod reconcile_loop;
 pub mod replicaset;
 pub mod rootca;
 pub mod serviceaccount;
@@ -137,6 +142,10 @@ pub fn all() -> Vec<(&'static str, Runner)> {
         ("daemonset", daemonset::run),
         ("deployment", deployment::run),
         ("replicaset", replicaset::run),
+        ("job", job::runner),
+        ("cronjob", cronjob::runner),
+        ("disruption", disruption::runner),
+        ("horizontalpodautoscaling", hpa::runner),
     ]
 }
 

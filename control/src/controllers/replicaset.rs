@@ -11,12 +11,11 @@ use crate::api::selectors::LabelSelector;
 use futures::future::{BoxFuture, join_all};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, ReconcileReason, ReconcileRequest};
-use kube::runtime::events::{Event, EventType, Recorder as KubeRecorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::WriterDropped};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
@@ -210,90 +209,7 @@ impl Written {
 // ---------------------------------------------------------------------------------------------
 // Events
 
-/// How long an event's series is continued before a repeat starts a new one (kube's cache TTL).
-const EVENT_SERIES_TTL: Duration = Duration::from_secs(360);
-
-/// An event recorder that keeps events with different notes apart, as client-go's does
-/// ("Created pod: a" and "Created pod: b" are two events; repeats of one note become a
-/// series). The framework's [`super::Events`] wraps kube's recorder, which keys a series by
-/// reason and object only, so a second note would only bump the count of the first.
-pub(crate) struct Recorder {
-    client: kube::Client,
-    reporter: Reporter,
-    series: Mutex<HashMap<String, (KubeRecorder, Instant)>>,
-}
-
-impl Recorder {
-    pub(crate) fn new(ctx: &Context, client: kube::Client, component: &str) -> Recorder {
-        Recorder {
-            client,
-            reporter: Reporter {
-                controller: component.to_string(),
-                instance: Some(ctx.config.instance.clone()),
-            },
-            series: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub(crate) async fn normal(
-        &self,
-        r: &ObjectReference,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        self.publish(EventType::Normal, r, reason, action, note)
-            .await;
-    }
-
-    pub(crate) async fn warning(
-        &self,
-        r: &ObjectReference,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        self.publish(EventType::Warning, r, reason, action, note)
-            .await;
-    }
-
-    async fn publish(
-        &self,
-        type_: EventType,
-        r: &ObjectReference,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        let key = format!(
-            "{}/{}/{reason}/{action}/{note}",
-            r.uid.as_deref().unwrap_or(""),
-            r.name.as_deref().unwrap_or("")
-        );
-        let recorder = {
-            let mut m = self.series.lock().unwrap_or_else(|p| p.into_inner());
-            m.retain(|_, (_, at)| at.elapsed() < EVENT_SERIES_TTL);
-            let entry = m.entry(key).or_insert_with(|| {
-                (
-                    KubeRecorder::new(self.client.clone(), self.reporter.clone()),
-                    Instant::now(),
-                )
-            });
-            entry.1 = Instant::now();
-            entry.0.clone()
-        };
-        let ev = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: action.to_string(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&ev, r).await {
-            tracing::debug!(reason, error = %e, "recording an event failed");
-        }
-    }
-}
+pub(crate) use super::reconcile_loop::Recorder;
 
 // ---------------------------------------------------------------------------------------------
 // Controller references (upstream ControllerRefManager)
