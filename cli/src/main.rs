@@ -147,6 +147,27 @@ pub(crate) fn sibling(name: &str) -> Result<PathBuf> {
 /// Starts a program in its own process group with its output in `log`, detached from us.
 pub(crate) fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Proc> {
     let out = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+    start(name, program, args, log, out)
+}
+
+/// Starts a process of ours again the way it was started, its output appended to its log.
+pub(crate) fn respawn(p: &Proc) -> Result<Proc> {
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&p.log)
+        .with_context(|| format!("open {}", p.log.display()))?;
+    let _ = writeln!(out, "--- restarted by ketch up (pid {} had died)", p.pid);
+    start(&p.name, &p.program, &p.args, &p.log, out)
+}
+
+fn start(
+    name: &str,
+    program: &Path,
+    args: &[String],
+    log: &Path,
+    out: std::fs::File,
+) -> Result<Proc> {
     let err = out.try_clone()?;
     let child = Command::new(program)
         .args(args)
@@ -164,6 +185,8 @@ pub(crate) fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> 
         pid,
         start_ticks,
         log: log.into(),
+        program: program.into(),
+        args: args.to_vec(),
     })
 }
 
@@ -230,10 +253,26 @@ async fn up(dir: &Path, opts: UpOptions) -> Result<()> {
             println!("export KUBECONFIG={}", old.kubeconfig.display());
             return Ok(());
         }
-        // Left over from a crash or a kill: remove whatever of it is left, then start afresh.
-        progress("cleaning up after an earlier run that did not stop cleanly");
-        teardown(&old);
-        state::remove(&dir)?;
+        if recoverable(&old) {
+            let mut st = old.clone();
+            match recover(&dir, &mut st, opts.timeout).await {
+                Ok(()) => {
+                    println!("Cluster is up again. Logs are in {}.", dir.display());
+                    println!("export KUBECONFIG={}", st.kubeconfig.display());
+                    return Ok(());
+                }
+                Err(e) => {
+                    progress(&format!("could not restart the cluster in place: {e:#}"));
+                    teardown(&st);
+                    state::remove(&dir)?;
+                }
+            }
+        } else {
+            // Half-made, or its namespaces are gone (a reboot): remove what is left, start afresh.
+            progress("cleaning up after an earlier run that did not stop cleanly");
+            teardown(&old);
+            state::remove(&dir)?;
+        }
     }
     let mut st = State {
         kubeconfig: dir.join("kubeconfig"),
@@ -252,6 +291,74 @@ async fn up(dir: &Path, opts: UpOptions) -> Result<()> {
     }
     println!("Cluster is up. Logs are in {}.", dir.display());
     println!("export KUBECONFIG={}", st.kubeconfig.display());
+    Ok(())
+}
+
+/// An earlier cluster whose processes can be started again in place: it came up completely
+/// (every process recorded with how to start it) and its nodes' namespaces are still there.
+fn recoverable(st: &State) -> bool {
+    !st.api_url.is_empty()
+        && st
+            .processes
+            .iter()
+            .all(|p| !p.program.as_os_str().is_empty())
+        && st.processes.iter().any(|p| p.name == "ketch-control")
+        && st.nodes.iter().all(|n| nodes::intact(st, n))
+        && st
+            .bridge
+            .as_ref()
+            .is_none_or(|b| Path::new("/sys/class/net").join(b).exists())
+}
+
+/// Starts again, in the order `up` started them, the processes that died, each waited for.
+/// Running containers are kept: a restarted containerd finds them, a restarted ketch-node adopts
+/// them.
+async fn recover(dir: &Path, st: &mut State, timeout: Duration) -> Result<()> {
+    let mut restarted_nodes = Vec::new();
+    let mut before = None;
+    for i in 0..st.processes.len() {
+        if st.processes[i].alive() {
+            continue;
+        }
+        let old = st.processes[i].clone();
+        if before.is_none() && nodes::owner(st, &old).is_some_and(|(_, kind)| kind == "ketch-node")
+        {
+            before = Some(nodes::heartbeats(dir, st).await?);
+        }
+        progress(&format!(
+            "{} (pid {}) had died; starting it again",
+            old.name, old.pid
+        ));
+        let p = respawn(&old)?;
+        st.processes[i] = p.clone();
+        state::save(dir, st)?;
+        match (old.name.as_str(), nodes::owner(st, &p)) {
+            ("etcd", _) => {
+                let client = st.etcd_servers.first().cloned().unwrap_or_default();
+                wait_until("etcd", Some(&p), timeout, || probe::etcd_healthy(&client)).await?;
+            }
+            ("ketch-control", _) => {
+                let (host, port) = nodes::api_host_port(&st.api_url)?;
+                let pki = dir.join("control/pki");
+                wait_until("the API server", Some(&p), timeout, || {
+                    let (pki, host) = (pki.clone(), host.clone());
+                    async move { probe::api_ready(&host, port, &pki).await.unwrap_or(false) }
+                })
+                .await?;
+            }
+            (_, Some((n, "containerd"))) => nodes::wait_containerd(n, Some(&p), timeout).await?,
+            (_, Some((n, _))) => restarted_nodes.push(n.name.clone()),
+            _ => {}
+        }
+    }
+    if !restarted_nodes.is_empty() {
+        progress(&format!(
+            "waiting for {} to be Ready",
+            restarted_nodes.join(", ")
+        ));
+        let before = before.unwrap_or_default();
+        nodes::wait_ready(dir, st, &restarted_nodes, &before, timeout).await?;
+    }
     Ok(())
 }
 
@@ -405,15 +512,15 @@ fn status(dir: &Path) -> Result<bool> {
         let alive = p.alive();
         all &= alive;
         println!(
-            "{:<14} {:<8} pid {:<8} log {}",
+            "{:<20} {:<8} pid {:<8} log {}",
             p.name,
             if alive { "running" } else { "stopped" },
             p.pid,
             p.log.display()
         );
     }
-    println!("API server     {}", st.api_url);
-    println!("etcd           {}", st.etcd_servers.join(","));
-    println!("kubeconfig     {}", st.kubeconfig.display());
+    println!("API server           {}", st.api_url);
+    println!("etcd                 {}", st.etcd_servers.join(","));
+    println!("kubeconfig           {}", st.kubeconfig.display());
     Ok(all)
 }

@@ -199,8 +199,10 @@ fn link_exists(name: &str) -> bool {
 }
 
 fn delete_link(name: &str) {
+    // The kernel may be removing it already (the peer's namespace went): gone is fine.
     if link_exists(name)
         && let Err(e) = ip(&["link", "del", name])
+        && link_exists(name)
     {
         eprintln!("warning: {e}");
     }
@@ -524,11 +526,7 @@ pub async fn start(
         crate::state::save(dir, st)?;
     }
     for n in &plan {
-        let p = find_proc(st, "containerd", n);
-        crate::wait_until(&format!("containerd of {}", n.name), p, timeout, || async {
-            containerd_ready(n)
-        })
-        .await?;
+        wait_containerd(n, find_proc(st, "containerd", n), timeout).await?;
     }
     crate::progress("importing images into every node");
     for (name, archive) in &images {
@@ -543,6 +541,7 @@ pub async fn start(
             );
         }
     }
+    let before = heartbeats(dir, st).await?;
     for n in &plan {
         let p = spawn_in_node(
             n,
@@ -555,21 +554,70 @@ pub async fn start(
         crate::state::save(dir, st)?;
     }
     crate::progress(&format!("waiting for {count} nodes to be Ready"));
+    let names: Vec<String> = plan.iter().map(|n| n.name.clone()).collect();
+    let cidrs = wait_ready(dir, st, &names, &before, timeout).await?;
+    for n in st.nodes.iter_mut() {
+        if let Some(cidr) = cidrs.get(&n.name) {
+            net.add_pod_route(n, cidr)?;
+            n.pod_cidr = Some(cidr.clone());
+        }
+    }
+    crate::state::save(dir, st)?;
+    Ok(())
+}
+
+/// The nodes' last Ready heartbeats now (Nodes kept in etcd from an earlier run, or posted by a
+/// ketch-node that has died): only a later one shows the ketch-node started next.
+pub async fn heartbeats(dir: &Path, st: &State) -> Result<BTreeMap<String, jiff::Timestamp>> {
+    let (host, port) = api_host_port(&st.api_url)?;
+    let answer =
+        crate::probe::api_get(&host, port, &dir.join("control/pki"), "/api/v1/nodes").await?;
+    let Some((200, body)) = answer else {
+        bail!("the API server did not list the nodes");
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).context("the node list")?;
+    Ok(v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| Some((n["metadata"]["name"].as_str()?.to_string(), heartbeat(n)?)))
+        .collect())
+}
+
+/// When the node last said it is Ready (or not).
+fn heartbeat(node: &serde_json::Value) -> Option<jiff::Timestamp> {
+    node["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?["lastHeartbeatTime"]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// Waits until the nodes `names` are Ready with a heartbeat later than in `before`; their
+/// podCIDRs.
+pub async fn wait_ready(
+    dir: &Path,
+    st: &State,
+    names: &[String],
+    before: &BTreeMap<String, jiff::Timestamp>,
+    timeout: Duration,
+) -> Result<BTreeMap<String, String>> {
     let (host, port) = api_host_port(&st.api_url)?;
     let admin_pki = dir.join("control/pki");
-    let names: Vec<String> = plan.iter().map(|n| n.name.clone()).collect();
     let mut cidrs = BTreeMap::new();
     let start = std::time::Instant::now();
     loop {
         if let Some((200, body)) =
             crate::probe::api_get(&host, port, &admin_pki, "/api/v1/nodes").await?
         {
-            cidrs = ready_nodes(&body, &names);
+            cidrs = ready_nodes(&body, names, before);
             if cidrs.len() == names.len() {
-                break;
+                return Ok(cidrs);
             }
         }
-        for n in &plan {
+        for n in st.nodes.iter().filter(|n| names.contains(&n.name)) {
             if let Some(p) = find_proc(st, "ketch-node", n)
                 && !p.alive()
             {
@@ -591,14 +639,32 @@ pub async fn start(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    for n in st.nodes.iter_mut() {
-        if let Some(cidr) = cidrs.get(&n.name) {
-            net.add_pod_route(n, cidr)?;
-            n.pod_cidr = Some(cidr.clone());
-        }
-    }
-    crate::state::save(dir, st)?;
-    Ok(())
+}
+
+/// Waits until the node's containerd answers.
+pub async fn wait_containerd(n: &NodeState, p: Option<&Proc>, timeout: Duration) -> Result<()> {
+    crate::wait_until(&format!("containerd of {}", n.name), p, timeout, || async {
+        containerd_ready(n)
+    })
+    .await
+}
+
+/// The node a process of `st` belongs to, and what it is there.
+pub fn owner<'a>(st: &'a State, p: &Proc) -> Option<(&'a NodeState, &'static str)> {
+    st.nodes.iter().find_map(|n| {
+        ["containerd", "ketch-node"]
+            .into_iter()
+            .find(|kind| p.name == proc_name(kind, n))
+            .map(|kind| (n, kind))
+    })
+}
+
+/// Everything a node needs to be restarted in place is still there.
+pub fn intact(st: &State, n: &NodeState) -> bool {
+    Path::new("/run/netns").join(&n.netns).exists()
+        && link_exists(&n.veth)
+        && find_proc(st, "containerd", n).is_some()
+        && find_proc(st, "ketch-node", n).is_some()
 }
 
 fn find_proc<'a>(st: &'a State, kind: &str, n: &NodeState) -> Option<&'a Proc> {
@@ -606,7 +672,7 @@ fn find_proc<'a>(st: &'a State, kind: &str, n: &NodeState) -> Option<&'a Proc> {
     st.processes.iter().rev().find(|p| p.name == name)
 }
 
-fn api_host_port(url: &str) -> Result<(String, u16)> {
+pub fn api_host_port(url: &str) -> Result<(String, u16)> {
     let rest = url
         .strip_prefix("https://")
         .with_context(|| format!("API URL {url:?}"))?;
@@ -616,14 +682,19 @@ fn api_host_port(url: &str) -> Result<(String, u16)> {
     Ok((host.to_string(), port.parse()?))
 }
 
-/// The nodes of `names` that are Ready and have a podCIDR, with it.
-fn ready_nodes(list: &str, names: &[String]) -> BTreeMap<String, String> {
+/// The nodes of `names` that are Ready (said later than in `before`) and have a podCIDR, with it.
+fn ready_nodes(
+    list: &str,
+    names: &[String],
+    before: &BTreeMap<String, jiff::Timestamp>,
+) -> BTreeMap<String, String> {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(list) else {
         return BTreeMap::new();
     };
-    let items = v["items"].as_array().cloned().unwrap_or_default();
-    items
-        .iter()
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .filter_map(|n| {
             let name = n["metadata"]["name"].as_str()?;
             if !names.iter().any(|x| x == name) {
@@ -633,8 +704,13 @@ fn ready_nodes(list: &str, names: &[String]) -> BTreeMap<String, String> {
                 .as_array()?
                 .iter()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let fresh = match (before.get(name), heartbeat(n)) {
+                (None, _) => true,
+                (Some(old), Some(now)) => now > *old,
+                (Some(_), None) => false,
+            };
             let cidr = n["spec"]["podCIDR"].as_str()?;
-            ready.then(|| (name.to_string(), cidr.to_string()))
+            (ready && fresh).then(|| (name.to_string(), cidr.to_string()))
         })
         .collect()
 }
@@ -743,15 +819,26 @@ mod tests {
     fn only_our_ready_nodes_with_a_pod_cidr_count() {
         let list = r#"{"items":[
           {"metadata":{"name":"k-n1"},"spec":{"podCIDR":"10.244.0.0/24"},
-           "status":{"conditions":[{"type":"Ready","status":"True"}]}},
+           "status":{"conditions":[{"type":"Ready","status":"True",
+             "lastHeartbeatTime":"2026-01-01T00:00:10Z"}]}},
           {"metadata":{"name":"k-n2"},"spec":{},
-           "status":{"conditions":[{"type":"Ready","status":"True"}]}},
+           "status":{"conditions":[{"type":"Ready","status":"True",
+             "lastHeartbeatTime":"2026-01-01T00:00:10Z"}]}},
           {"metadata":{"name":"k-n3"},"spec":{"podCIDR":"10.244.2.0/24"},
-           "status":{"conditions":[{"type":"Ready","status":"False"}]}},
+           "status":{"conditions":[{"type":"Ready","status":"False",
+             "lastHeartbeatTime":"2026-01-01T00:00:10Z"}]}},
+          {"metadata":{"name":"k-n4"},"spec":{"podCIDR":"10.244.4.0/24"},
+           "status":{"conditions":[{"type":"Ready","status":"True",
+             "lastHeartbeatTime":"2026-01-01T00:00:04Z"}]}},
           {"metadata":{"name":"other"},"spec":{"podCIDR":"10.244.3.0/24"},
-           "status":{"conditions":[{"type":"Ready","status":"True"}]}}]}"#;
-        let names: Vec<String> = ["k-n1", "k-n2", "k-n3"].map(String::from).to_vec();
-        let ready = ready_nodes(list, &names);
+           "status":{"conditions":[{"type":"Ready","status":"True",
+             "lastHeartbeatTime":"2026-01-01T00:00:10Z"}]}}]}"#;
+        let names: Vec<String> = ["k-n1", "k-n2", "k-n3", "k-n4"].map(String::from).to_vec();
+        let before: BTreeMap<String, jiff::Timestamp> = [("k-n4", "2026-01-01T00:00:04Z")]
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t.parse().expect("time")))
+            .collect();
+        let ready = ready_nodes(list, &names, &before);
         assert_eq!(ready.len(), 1);
         assert_eq!(ready["k-n1"], "10.244.0.0/24");
     }

@@ -12,6 +12,11 @@ pub struct Proc {
     /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_ticks: u64,
     pub log: PathBuf,
+    /// How it was started, so that `ketch up` can start it again after it died.
+    #[serde(default)]
+    pub program: PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// One local node: a network namespace on the bridge, with its own containerd and ketch-node
@@ -112,6 +117,8 @@ mod tests {
             pid,
             start_ticks: ticks,
             log: PathBuf::new(),
+            program: PathBuf::new(),
+            args: Vec::new(),
         };
         assert!(me.alive());
         let imposter = Proc {

@@ -80,6 +80,8 @@ fn up_status_down_and_recovery_after_kill() {
             &api,
             "--etcd-port",
             &etcd,
+            "--nodes",
+            "0",
         ])
     };
 
@@ -118,7 +120,7 @@ fn up_status_down_and_recovery_after_kill() {
 
     let status = ketch(&["status", "--state-dir", &state]);
     assert!(status.status.success());
-    assert!(String::from_utf8_lossy(&status.stdout).contains("ketch-control  running"));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("ketch-control         running"));
 
     // A second `up` sees the running cluster and changes nothing.
     let before = pids(dir.path());
@@ -143,14 +145,40 @@ fn up_status_down_and_recovery_after_kill() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("cleaning up"));
-    let after = pids(dir.path());
     assert!(
-        !after.contains(&before[0]),
-        "the old etcd was stopped and replaced"
+        String::from_utf8_lossy(&out.stdout).contains("ketch-control (pid"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
-    assert!(!alive(before[0]));
+    let after = pids(dir.path());
+    assert_eq!(after[0], before[0], "etcd was kept running");
+    assert_ne!(after[1], before[1], "the API server was started again");
+    assert!(alive(after[1]));
     assert!(get_ns().status.success(), "the recovered cluster answers");
+
+    // A state whose processes cannot be restarted in place (here: etcd's record says nothing
+    // about how it was started) is cleaned up and started afresh.
+    let text = std::fs::read_to_string(dir.path().join("state.json")).expect("state");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["processes"][0]["program"] = serde_json::json!("");
+    std::fs::write(dir.path().join("state.json"), v.to_string()).expect("write state");
+    Command::new("kill")
+        .args(["-9", &after[1].to_string()])
+        .status()
+        .expect("kill");
+    while alive(after[1]) && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = up();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cleaning up"));
+    assert!(!alive(after[0]), "the old etcd was stopped");
+    let after = pids(dir.path());
+    assert!(get_ns().status.success(), "the fresh cluster answers");
 
     // down stops exactly what up started.
     let out = ketch(&["down", "--state-dir", &state]);

@@ -137,23 +137,17 @@ pub async fn run(
     tokio::spawn(server::serve(listener, tls_config(&cfg)?, server));
 
     // Network: wait for our podCIDR, write the CNI config, keep routes to the other nodes.
-    let net_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (net_ready_tx, mut net_ready) = tokio::sync::watch::channel(false);
     tokio::spawn(watch_nodes(
         client.clone(),
         cfg.clone(),
-        net_ready.clone(),
+        net_ready_tx,
         stop.clone(),
     ));
 
     // Heartbeat: lease and status.
     {
-        let (client, cfg, cri, stop, net_ready) = (
-            client.clone(),
-            cfg.clone(),
-            cri.clone(),
-            stop.clone(),
-            net_ready.clone(),
-        );
+        let (client, cfg, cri, stop) = (client.clone(), cfg.clone(), cri.clone(), stop.clone());
         tokio::spawn(async move {
             let mut lease = tokio::time::interval(cfg.lease_interval);
             let mut status = tokio::time::interval(cfg.status_interval);
@@ -163,18 +157,21 @@ pub async fn run(
                         if let Err(e) = node::renew_lease(&client, &cfg, &node_uid).await {
                             tracing::warn!(error = %e, "renewing the node lease failed");
                         }
+                        continue;
                     }
-                    _ = status.tick() => {
-                        let ready = match (cri.version().await, net_ready.load(std::sync::atomic::Ordering::SeqCst)) {
-                            (Err(e), _) => Err(format!("container runtime is down: {e}")),
-                            (Ok(_), false) => Err("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized".into()),
-                            (Ok(_), true) => Ok(()),
-                        };
-                        if let Err(e) = node::update_status(&client, &cfg, ready).await {
-                            tracing::warn!(error = %e, "updating the node status failed");
-                        }
-                    }
+                    _ = status.tick() => {}
+                    // The network becoming ready is reported at once, not at the next tick.
+                    Ok(()) = net_ready.changed() => {}
                     _ = stop.cancelled() => return,
+                }
+                let network = *net_ready.borrow_and_update();
+                let ready = match (cri.version().await, network) {
+                    (Err(e), _) => Err(format!("container runtime is down: {e}")),
+                    (Ok(_), false) => Err("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized".into()),
+                    (Ok(_), true) => Ok(()),
+                };
+                if let Err(e) = node::update_status(&client, &cfg, ready).await {
+                    tracing::warn!(error = %e, "updating the node status failed");
                 }
             }
         });
@@ -216,7 +213,7 @@ pub async fn cleanup(cfg: &KubeletConfig) -> Result<(), KubeletError> {
 async fn watch_nodes(
     client: kube::Client,
     cfg: Arc<KubeletConfig>,
-    ready: Arc<std::sync::atomic::AtomicBool>,
+    ready: tokio::sync::watch::Sender<bool>,
     stop: CancellationToken,
 ) {
     let api: Api<Node> = Api::all(client);
@@ -253,7 +250,7 @@ async fn watch_nodes(
                 Ok(()) => {
                     tracing::info!(pod_cidr = %cidr, "pod network configured");
                     written = Some(cidr);
-                    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+                    ready.send_replace(true);
                 }
                 Err(e) => tracing::warn!(error = %e, "writing the CNI config failed"),
             }

@@ -554,6 +554,20 @@ pub async fn setup(
     Ok(out)
 }
 
+/// ConfigMap, Secret, downward API and projected volumes are always mounted read-only (the
+/// kubelet writes them; a container's write would be lost at the next update).
+fn is_api_data(volume: &Path) -> bool {
+    volume
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| {
+            ["configmap", "secret", "downward-api", "projected"]
+                .iter()
+                .any(|p| n == format!("kubernetes.io~{p}"))
+        })
+}
+
 /// The CRI mounts of a container: its volumeMounts (with subPath) and its termination-log file.
 pub fn mounts_for(
     c: &Container,
@@ -586,7 +600,7 @@ pub fn mounts_for(
         out.push(cri::Mount {
             container_path: m.mount_path.clone(),
             host_path: host.display().to_string(),
-            readonly: m.read_only.unwrap_or(false),
+            readonly: m.read_only.unwrap_or(false) || is_api_data(base),
             propagation: cri::MountPropagation::PropagationPrivate as i32,
             ..Default::default()
         });
@@ -641,6 +655,46 @@ pub fn b64(s: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_data_volumes_mount_read_only_and_others_as_asked() {
+        let vols: HashMap<String, PathBuf> = [
+            ("cm", "/k/pods/u/volumes/kubernetes.io~configmap/cm"),
+            ("tok", "/k/pods/u/volumes/kubernetes.io~projected/tok"),
+            (
+                "scratch",
+                "/k/pods/u/volumes/kubernetes.io~empty-dir/scratch",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
+        .collect();
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "c",
+            "volumeMounts": [
+                {"name": "cm", "mountPath": "/cfg"},
+                {"name": "tok", "mountPath": "/tok", "readOnly": false},
+                {"name": "scratch", "mountPath": "/s"},
+                {"name": "scratch", "mountPath": "/s2", "readOnly": true},
+            ]
+        }))
+        .expect("container");
+        let m = mounts_for(&c, &vols, Path::new("/k/log")).expect("mounts");
+        let ro: Vec<(&str, bool)> = m
+            .iter()
+            .map(|m| (m.container_path.as_str(), m.readonly))
+            .collect();
+        assert_eq!(
+            ro,
+            vec![
+                ("/cfg", true),
+                ("/tok", true),
+                ("/s", false),
+                ("/s2", true),
+                ("/dev/termination-log", false)
+            ]
+        );
+    }
 
     #[test]
     fn atomic_writes_swap_data_and_keep_links() {

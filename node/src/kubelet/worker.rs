@@ -33,6 +33,8 @@ pub struct Shared {
 
 const INITIAL_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A container that ran this long restarts without back-off (the kubelet's 2 × max).
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
 
 pub enum Outcome {
     /// Sync again after this long, or sooner when something changes.
@@ -50,7 +52,6 @@ enum SyncError {
 }
 
 struct Backoff {
-    until: Instant,
     delay: Duration,
 }
 
@@ -473,30 +474,40 @@ impl Worker {
         if v.ok { Ok(()) } else { Err(v.message) }
     }
 
-    /// The back-off gate before restarting a container that exited at `finished`.
+    /// The back-off gate before restarting a container that exited at `finished_at` (CRI
+    /// nanoseconds), as the kubelet's: the first restart is immediate, each later one waits
+    /// twice as long after the exit as the one before (10 s up to 5 min); a run of over
+    /// 10 min starts again from the beginning.
     fn may_restart(
         &mut self,
         name: &str,
         ran_for: Duration,
-        finished: Instant,
+        finished_at: i64,
     ) -> Result<(), String> {
-        let b = self.backoff.entry(name.to_string()).or_insert(Backoff {
-            until: finished + INITIAL_BACKOFF,
-            delay: INITIAL_BACKOFF,
-        });
-        if ran_for > Duration::from_secs(600) {
-            // A long run resets the back-off.
-            b.delay = INITIAL_BACKOFF;
-            b.until = finished;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(i64::MAX);
+        match self.backoff.get_mut(name) {
+            Some(b) if ran_for <= BACKOFF_RESET => {
+                let until = finished_at.saturating_add(b.delay.as_nanos() as i64);
+                if now < until {
+                    return Err(format!(
+                        "back-off {}s restarting failed container",
+                        b.delay.as_secs()
+                    ));
+                }
+                b.delay = (b.delay * 2).min(MAX_BACKOFF);
+            }
+            _ => {
+                self.backoff.insert(
+                    name.to_string(),
+                    Backoff {
+                        delay: INITIAL_BACKOFF,
+                    },
+                );
+            }
         }
-        if Instant::now() < b.until {
-            return Err(format!(
-                "back-off {}s restarting failed container",
-                b.delay.as_secs()
-            ));
-        }
-        b.delay = (b.delay * 2).min(MAX_BACKOFF);
-        b.until = Instant::now() + b.delay;
         Ok(())
     }
 
@@ -580,7 +591,7 @@ impl Worker {
                     if sidecar || restart_policy != "Never" {
                         let ran =
                             Duration::from_nanos((s.finished_at - s.started_at).max(0) as u64);
-                        match self.may_restart(&c.name, ran, Instant::now()) {
+                        match self.may_restart(&c.name, ran, s.finished_at) {
                             Ok(()) => {
                                 let next = s.metadata.as_ref().map(|m| m.attempt + 1).unwrap_or(1);
                                 self.start_container(
@@ -683,7 +694,7 @@ impl Worker {
                         continue;
                     }
                     let ran = Duration::from_nanos((s.finished_at - s.started_at).max(0) as u64);
-                    match self.may_restart(&c.name, ran, Instant::now()) {
+                    match self.may_restart(&c.name, ran, s.finished_at) {
                         Ok(()) => {
                             self.start_container(
                                 pod,
