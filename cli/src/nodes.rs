@@ -428,15 +428,17 @@ pub fn remove_cgroups(n: &NodeState) {
     };
     let parent = cgroup_parent(n);
     for h in hiers.flatten() {
-        remove_tree(&h.path().join(parent.trim_start_matches('/')));
+        remove_empty_tree(&h.path().join(parent.trim_start_matches('/')));
     }
 }
 
-fn remove_tree(dir: &Path) {
+/// Removes the empty folders of a tree, deepest first; files stay. (A cgroup is an empty
+/// folder once no process is in it: its files are the kernel's.)
+fn remove_empty_tree(dir: &Path) {
     if let Ok(children) = std::fs::read_dir(dir) {
         for c in children.flatten() {
             if c.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&c.path());
+                remove_empty_tree(&c.path());
             }
         }
     }
@@ -750,11 +752,15 @@ pub fn teardown(st: &State) {
     if let Some(bridge) = &st.bridge {
         delete_link(bridge);
     }
+    // Emptied by the runtime's clean-up; whatever is still in them belongs to someone else
+    // (another cluster started while this one ran), so only empty folders go.
     for d in &st.created_dirs {
-        if let Err(e) = std::fs::remove_dir_all(d)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            eprintln!("warning: remove {}: {e}", d.display());
+        remove_empty_tree(d);
+        if d.exists() {
+            eprintln!(
+                "note: left {} in place: another runtime uses it",
+                d.display()
+            );
         }
     }
 }

@@ -168,14 +168,24 @@ async fn remove_orphans(
     done: &mpsc::UnboundedSender<String>,
 ) {
     let mut orphans: HashSet<String> = HashSet::new();
+    let mut adopted: HashSet<String> = HashSet::new();
     if let Ok(boxes) = shared.cri.list_pod_sandboxes().await {
         for b in boxes {
-            if let Some(m) = b.metadata
-                && !known.contains(&m.uid)
-            {
-                orphans.insert(m.uid);
+            if let Some(m) = b.metadata {
+                if known.contains(&m.uid) {
+                    adopted.insert(m.uid);
+                } else {
+                    orphans.insert(m.uid);
+                }
             }
         }
+    }
+    if !adopted.is_empty() {
+        // Their workers found the sandboxes and containers as they are and keep them.
+        tracing::info!(
+            pods = adopted.len(),
+            "adopted the pods already running in the runtime"
+        );
     }
     if let Ok(cs) = shared.cri.list_containers(None).await {
         for c in cs {

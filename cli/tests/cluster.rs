@@ -1,0 +1,753 @@
+//! A two-node cluster as a user gets it from `ketch up`, driven with the real kubectl: pods run
+//! in containerd on both nodes and reach each other, logs and exec work, probes restart and
+//! gate, ConfigMaps and Secrets arrive, a killed agent adopts its pods, a lost node's pods move,
+//! and `ketch down` leaves nothing behind.
+//!
+//! Own names everywhere (cluster `kt`, nodes `kt-n1`/`kt-n2`, bridge `kt0`, subnet
+//! 10.238.0.0/24, pods from 10.246.0.0/16, free ports), so a `ketch up` cluster on the same
+//! machine is not touched.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const NAME: &str = "kt";
+const SUBNET: &str = "10.238.0.0/24";
+const PODS: &str = "10.246.0.0/16";
+/// Ceiling for anything a cluster does on its own; generous, since CI machines are shared.
+const PATIENCE: Duration = Duration::from_secs(240);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn ketch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ketch"))
+        .args(args)
+        .output()
+        .expect("run ketch")
+}
+
+fn kubectl_bin() -> PathBuf {
+    if let Some(k) = std::env::var_os("KETCH_KUBECTL") {
+        return PathBuf::from(k);
+    }
+    PathBuf::from(env!("CARGO_BIN_EXE_ketch"))
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("ketch-venv/bin/kubectl"))
+        .expect("target dir")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Polls `f` every half second until it gives a value; panics with `what` after `PATIENCE`.
+fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The cluster; `ketch down` runs when it goes out of scope, also when the test fails.
+struct Cluster {
+    dir: tempfile::TempDir,
+    state: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = ketch(&["down", "--state-dir", &self.state]);
+    }
+}
+
+impl Cluster {
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(kubectl_bin())
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(input.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// kubectl that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args, None);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}{}",
+            args.join(" "),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn apply(&self, yaml: &str) {
+        let out = self.kubectl(&["apply", "-f", "-"], Some(yaml));
+        assert!(out.status.success(), "apply: {}", text(&out.stderr));
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl json")
+    }
+
+    fn pod(&self, name: &str) -> Value {
+        self.json(&["get", "pod", name])
+    }
+
+    fn pods(&self, selector: &str) -> Vec<Value> {
+        self.json(&["get", "pods", "-l", selector])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until the pod runs and is Ready; the pod.
+    fn running(&self, name: &str) -> Value {
+        wait(&format!("pod {name} Running and Ready"), || {
+            let p = self.pod(name);
+            (p["status"]["phase"] == "Running" && is_ready(&p)).then_some(p)
+        })
+    }
+
+    fn exec(&self, pod: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec", pod, "--"];
+        args.extend_from_slice(cmd);
+        self.kubectl(&args, None)
+    }
+
+    fn state(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.path().join("state.json")).expect("state");
+        serde_json::from_str(&text).expect("state json")
+    }
+
+    fn pid(&self, process: &str) -> i32 {
+        self.state()["processes"]
+            .as_array()
+            .expect("processes")
+            .iter()
+            .find(|p| p["name"] == process)
+            .and_then(|p| p["pid"].as_i64())
+            .unwrap_or_else(|| panic!("no process {process}")) as i32
+    }
+
+    fn node_dir(&self, node: &str) -> PathBuf {
+        self.dir.path().join("nodes").join(node)
+    }
+
+    /// IDs of the containers (sandbox included) of a pod in its node's containerd.
+    fn containers(&self, node: &str, uid: &str) -> Vec<String> {
+        let sock = self.node_dir(node).join("containerd/containerd.sock");
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&sock)
+            .args(["-n", "k8s.io", "containers", "ls", "-q"])
+            .arg(format!("labels.\"io.kubernetes.pod.uid\"=={uid}"))
+            .output()
+            .expect("ctr");
+        assert!(out.status.success(), "ctr: {}", text(&out.stderr));
+        text(&out.stdout).lines().map(String::from).collect()
+    }
+}
+
+fn is_ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    path.iter()
+        .fold(v, |v, k| &v[*k])
+        .as_str()
+        .unwrap_or_default()
+}
+
+fn kill9(pid: i32) {
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    wait(&format!("pid {pid} to die"), || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        matches!(state, None | Some("Z") | Some("X")).then_some(())
+    });
+}
+
+/// What exists on the machine that a cluster could leave behind.
+#[derive(Debug, PartialEq)]
+struct Traces {
+    netns: Vec<String>,
+    links: Vec<String>,
+    mounts: Vec<String>,
+    cgroups: Vec<String>,
+    routes: Vec<String>,
+}
+
+fn traces(state_dir: &Path) -> Traces {
+    let names = |dir: &str, keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| keep(n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let ours = |n: &str| n.starts_with(NAME);
+    let mut cgroups = Vec::new();
+    for h in names("/sys/fs/cgroup", &|_| true) {
+        for c in names(&format!("/sys/fs/cgroup/{h}"), &ours) {
+            cgroups.push(format!("{h}/{c}"));
+        }
+    }
+    let prefix = state_dir.display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(String::from))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    let routes = text(
+        &Command::new("ip")
+            .args(["route"])
+            .output()
+            .expect("ip")
+            .stdout,
+    )
+    .lines()
+    .filter(|r| r.starts_with("10.246.") || r.contains("kt0"))
+    .map(String::from)
+    .collect();
+    Traces {
+        // Pod namespaces containerd makes are named cni-<uuid>; any new one is a leak.
+        netns: names("/run/netns", &|_| true),
+        links: names("/sys/class/net", &ours),
+        mounts,
+        cgroups,
+        routes,
+    }
+}
+
+const APPS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      # A lost node's pods move after 2 s instead of the default 300 s.
+      tolerations:
+      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      containers:
+      - name: httpd
+        image: localhost/busybox:latest
+        command: ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 80 -h /www"]
+        ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: ["sh", "-c", "touch /tmp/ok; exec sleep 100000"]
+    livenessProbe:
+      exec: {command: ["cat", "/tmp/ok"]}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: rd}
+spec:
+  selector: {app: rd}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ready, labels: {app: rd}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: ["httpd", "-f", "-p", "80", "-h", "/tmp"]
+    readinessProbe:
+      tcpSocket: {port: 80}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: never-ready, labels: {app: rd}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: ["httpd", "-f", "-p", "80", "-h", "/tmp"]
+    readinessProbe:
+      tcpSocket: {port: 81}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {greeting: hello, file.txt: from-configmap}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cfgpod}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: ["sleep", "100000"]
+    env:
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: cfg, key: greeting}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: sec, key: password}}}
+    - {name: MY_NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+    envFrom:
+    - {configMapRef: {name: cfg}, prefix: CM_}
+    volumeMounts:
+    - {name: cm, mountPath: /etc/cfg}
+    - {name: sc, mountPath: /etc/sec}
+  volumes:
+  - {name: cm, configMap: {name: cfg}}
+  - {name: sc, secret: {secretName: sec}}
+"#;
+
+#[test]
+fn two_node_cluster_runs_real_pods() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().display().to_string();
+    let before = traces(dir.path());
+    let c = Cluster { dir, state };
+    let (api, etcd) = (free_port().to_string(), free_port().to_string());
+    let up = || {
+        ketch(&[
+            "up",
+            "--state-dir",
+            &c.state,
+            "--api-port",
+            &api,
+            "--etcd-port",
+            &etcd,
+            "--nodes",
+            "2",
+            "--cluster-name",
+            NAME,
+            "--node-subnet",
+            SUBNET,
+            "--cluster-cidr",
+            PODS,
+            "--timeout",
+            "240",
+        ])
+    };
+    let out = up();
+    assert!(
+        out.status.success(),
+        "ketch up: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // Both nodes registered, Ready, with addresses and pod CIDRs from the cluster's range.
+    let nodes = c.json(&["get", "nodes"]);
+    let nodes = nodes["items"].as_array().expect("items");
+    let names: Vec<&str> = nodes
+        .iter()
+        .map(|n| str_of(n, &["metadata", "name"]))
+        .collect();
+    assert_eq!(names, ["kt-n1", "kt-n2"]);
+    for n in nodes {
+        assert!(
+            str_of(n, &["spec", "podCIDR"]).starts_with("10.246."),
+            "{n}"
+        );
+        let addrs = n["status"]["addresses"].to_string();
+        assert!(addrs.contains("10.238.0.1"), "{addrs}");
+    }
+
+    c.apply(APPS);
+
+    // --- pods spread and Running, and reach each other within and across nodes.
+    let web = wait("4 web pods Running and Ready", || {
+        let pods = c.pods("app=web");
+        (pods.len() == 4
+            && pods
+                .iter()
+                .all(|p| p["status"]["phase"] == "Running" && is_ready(p)))
+        .then_some(pods)
+    });
+    let on = |node: &str| {
+        web.iter()
+            .filter(|p| str_of(p, &["spec", "nodeName"]) == node)
+            .count()
+    };
+    assert!(
+        on("kt-n1") > 0 && on("kt-n2") > 0,
+        "pods spread over both nodes"
+    );
+    let from = str_of(&web[0], &["metadata", "name"]).to_string();
+    for p in &web {
+        let ip = str_of(p, &["status", "podIP"]);
+        assert!(ip.starts_with("10.246."), "pod IP {ip}");
+        let out = c.exec(
+            &from,
+            &["timeout", "10", "wget", "-qO-", &format!("http://{ip}/")],
+        );
+        assert_eq!(
+            text(&out.stdout).trim(),
+            format!("hello from {}", str_of(p, &["metadata", "name"])),
+            "{from} -> {ip}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // --- kubectl logs (also -f) and exec (non-interactive, -i with stdin, -it with a tty).
+    c.running("talker");
+    let logs = wait("talker's first lines", || {
+        let l = c.ok(&["logs", "talker"]);
+        l.contains("line 1").then_some(l)
+    });
+    assert!(logs.starts_with("line 0\n"), "{logs}");
+    let tail = c.ok(&["logs", "talker", "--tail=1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    let mut follow = Command::new(kubectl_bin())
+        .env("KUBECONFIG", c.dir.path().join("kubeconfig"))
+        .env("HOME", c.dir.path())
+        .args(["logs", "-f", "talker", "--tail=1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("read");
+    let second = lines.next().expect("a streamed line").expect("read");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let n = |l: &str| {
+        l.trim_start_matches("line ")
+            .parse::<u64>()
+            .expect("counter")
+    };
+    assert!(n(&second) > n(&first), "{first} then {second}");
+
+    let out = c.exec("talker", &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(text(&out.stderr).contains("err"));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "kubectl passes the exit code on"
+    );
+    assert!(text(&out.stderr).contains("exit code 3"));
+    let out = c.kubectl(
+        &["exec", "-i", "talker", "--", "sh"],
+        Some("echo $((6*7))\n"),
+    );
+    assert_eq!(text(&out.stdout), "42\n", "{}", text(&out.stderr));
+    let script = format!(
+        "{} exec -it talker -- sh -c 'tty; echo cols=$(stty size)'",
+        kubectl_bin().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &script, "/dev/null"])
+        .env("KUBECONFIG", c.dir.path().join("kubeconfig"))
+        .env("HOME", c.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    assert!(
+        text(&out.stdout).contains("/dev/pts/"),
+        "exec -it has a terminal: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // --- a failing liveness probe restarts the container.
+    c.running("live");
+    assert!(c.exec("live", &["rm", "/tmp/ok"]).status.success());
+    let restarted = wait("live restarted by its liveness probe", || {
+        let p = c.pod("live");
+        let s = &p["status"]["containerStatuses"][0];
+        (s["restartCount"].as_i64() >= Some(1) && s["state"]["running"].is_object()).then_some(p)
+    });
+    let s = &restarted["status"]["containerStatuses"][0];
+    assert_eq!(s["lastState"]["terminated"]["exitCode"], 137, "{s}");
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=live",
+    ]);
+    assert!(
+        events.contains("Unhealthy") && events.contains("Killing"),
+        "{events}"
+    );
+
+    // --- a pod that never gets ready serves no traffic for its Service.
+    let ready = c.running("ready");
+    let ready_ip = str_of(&ready, &["status", "podIP"]).to_string();
+    let never = wait("never-ready Running", || {
+        let p = c.pod("never-ready");
+        (p["status"]["phase"] == "Running").then_some(p)
+    });
+    assert!(!is_ready(&never));
+    let never_ip = str_of(&never, &["status", "podIP"]).to_string();
+    wait("the ready pod in the Service's EndpointSlice", || {
+        let slices = c.json(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=rd",
+        ]);
+        let eps: Vec<Value> = slices["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let serving = |ip: &str| {
+            eps.iter()
+                .any(|e| e["addresses"][0] == ip && e["conditions"]["ready"] != Value::Bool(false))
+        };
+        (serving(&ready_ip) && !serving(&never_ip)).then_some(())
+    });
+    let endpoints = c.json(&["get", "endpoints", "rd"]);
+    let addrs = endpoints["subsets"][0]["addresses"].to_string();
+    assert!(
+        addrs.contains(&ready_ip) && !addrs.contains(&never_ip),
+        "{addrs}"
+    );
+
+    // --- ConfigMap and Secret values in env and files; the Secret on tmpfs, both read-only.
+    c.running("cfgpod");
+    let out = c.exec(
+        "cfgpod",
+        &[
+            "sh",
+            "-c",
+            "echo $GREETING $PASSWORD $MY_NODE $CM_greeting; cat /etc/cfg/file.txt /etc/sec/password",
+        ],
+    );
+    let cfgpod = c.pod("cfgpod");
+    let node = str_of(&cfgpod, &["spec", "nodeName"]).to_string();
+    assert_eq!(
+        text(&out.stdout),
+        format!("hello s3cret {node} hello\nfrom-configmaps3cret"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mounts = text(&c.exec("cfgpod", &["cat", "/proc/mounts"]).stdout);
+    let line = |path: &str| {
+        mounts
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(path))
+            .unwrap_or_else(|| panic!("{path} not mounted: {mounts}"))
+            .to_string()
+    };
+    assert!(
+        line("/etc/sec").starts_with("tmpfs "),
+        "{}",
+        line("/etc/sec")
+    );
+    assert!(line("/etc/sec").contains(" ro,"), "{}", line("/etc/sec"));
+    assert!(line("/etc/cfg").contains(" ro,"), "{}", line("/etc/cfg"));
+    assert!(!c.exec("cfgpod", &["touch", "/etc/cfg/x"]).status.success());
+
+    // --- deleting a pod frees its containers and its address.
+    let uid = str_of(&cfgpod, &["metadata", "uid"]).to_string();
+    let ip = str_of(&cfgpod, &["status", "podIP"]).to_string();
+    let lease = c.node_dir(&node).join("ipam").join(&ip);
+    assert!(
+        lease.exists(),
+        "{} holds the pod's address",
+        lease.display()
+    );
+    assert!(!c.containers(&node, &uid).is_empty());
+    c.ok(&["delete", "pod", "cfgpod", "--wait=true"]);
+    wait("cfgpod's containers and address freed", || {
+        (c.containers(&node, &uid).is_empty() && !lease.exists()).then_some(())
+    });
+
+    // --- kill -9 of ketch-node: pods keep serving; the restarted agent adopts them.
+    let n1_pod = web
+        .iter()
+        .find(|p| str_of(p, &["spec", "nodeName"]) == "kt-n1")
+        .expect("a web pod on kt-n1");
+    let n1_ip = str_of(n1_pod, &["status", "podIP"]).to_string();
+    let n2_pod = web
+        .iter()
+        .find(|p| str_of(p, &["spec", "nodeName"]) == "kt-n2")
+        .map(|p| str_of(p, &["metadata", "name"]).to_string())
+        .expect("a web pod on kt-n2");
+    let containers = |pods: &[Value]| -> Vec<(String, String, i64)> {
+        let mut v: Vec<_> = pods
+            .iter()
+            .map(|p| {
+                let s = &p["status"]["containerStatuses"][0];
+                (
+                    str_of(p, &["metadata", "name"]).to_string(),
+                    s["containerID"].as_str().unwrap_or_default().to_string(),
+                    s["restartCount"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before_kill = containers(&c.pods("app=web"));
+    kill9(c.pid("ketch-node-kt-n1"));
+    let out = c.exec(
+        &n2_pod,
+        &["timeout", "10", "wget", "-qO-", &format!("http://{n1_ip}/")],
+    );
+    assert!(
+        text(&out.stdout).starts_with("hello from"),
+        "a pod on the node whose agent is dead still serves: {}",
+        text(&out.stderr)
+    );
+    let out = up();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("ketch-node-kt-n1 (pid"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Give the agent time to (wrongly) restart anything, then compare.
+    wait("kt-n1's pods reported by the new agent", || {
+        let pods = c.pods("app=web");
+        pods.iter()
+            .all(|p| p["status"]["phase"] == "Running" && is_ready(p))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        containers(&c.pods("app=web")),
+        before_kill,
+        "same containers, no restarts"
+    );
+    let log = std::fs::read_to_string(c.node_dir("kt-n1").join("ketch-node.log")).expect("log");
+    assert!(
+        log.contains("adopted the pods already running"),
+        "the agent says it adopted pods"
+    );
+
+    // --- a node stopped for good: its pods are recreated on the other node.
+    kill9(c.pid("ketch-node-kt-n2"));
+    wait("all web pods Running on kt-n1", || {
+        let pods = c.pods("app=web");
+        let live: Vec<&Value> = pods
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect();
+        (live.len() == 4
+            && live.iter().all(|p| {
+                str_of(p, &["spec", "nodeName"]) == "kt-n1"
+                    && p["status"]["phase"] == "Running"
+                    && is_ready(p)
+            }))
+        .then_some(())
+    });
+    let nodes = c.ok(&["get", "nodes"]);
+    assert!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with("kt-n2") && l.contains("NotReady")),
+        "{nodes}"
+    );
+
+    // --- ketch down leaves nothing behind.
+    let pids: Vec<i64> = c.state()["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter_map(|p| p["pid"].as_i64())
+        .collect();
+    let out = ketch(&["down", "--state-dir", &c.state]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z")),
+            "pid {pid} still runs"
+        );
+    }
+    let after = wait("the kernel to finish removing links", || {
+        let t = traces(c.dir.path());
+        (t.links == before.links).then_some(t)
+    });
+    assert_eq!(after, before, "ketch down left something behind");
+}
