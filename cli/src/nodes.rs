@@ -349,6 +349,11 @@ pub fn cleanup_runtime(n: &NodeState, ketch_node: &Path) -> bool {
     if !containerd_socket(n).exists() {
         return true;
     }
+    let log = std::fs::File::create(cleanup_log(n));
+    let (out, err) = match log.as_ref().map(|f| (f.try_clone(), f.try_clone())) {
+        Ok((Ok(a), Ok(b))) => (Stdio::from(a), Stdio::from(b)),
+        _ => (Stdio::null(), Stdio::null()),
+    };
     let status = Command::new("/usr/bin/nsenter")
         .arg(format!("--net=/run/netns/{}", n.netns))
         .arg("--")
@@ -364,10 +369,14 @@ pub fn cleanup_runtime(n: &NodeState, ketch_node: &Path) -> bool {
         .arg(kubelet_dir(n))
         .arg("--cgroup-parent")
         .arg(cgroup_parent(n))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(out)
+        .stderr(err)
         .status();
     status.is_ok_and(|s| s.success())
+}
+
+fn cleanup_log(n: &NodeState) -> PathBuf {
+    n.dir.join("ketch-node-cleanup.log")
 }
 
 pub fn kubelet_dir(n: &NodeState) -> PathBuf {
@@ -737,7 +746,11 @@ pub fn teardown(st: &State) {
             && (running.is_some() || revived.is_some())
             && !cleanup_runtime(n, k)
         {
-            eprintln!("warning: could not remove the pods of {}", n.name);
+            eprintln!(
+                "warning: could not remove the pods of {} (see {})",
+                n.name,
+                cleanup_log(n).display()
+            );
         }
         if let Some(p) = running.as_ref().or(revived.as_ref()) {
             crate::stop(p);

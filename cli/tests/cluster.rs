@@ -3,9 +3,10 @@
 //! gate, ConfigMaps and Secrets arrive, a killed agent adopts its pods, a lost node's pods move,
 //! and `ketch down` leaves nothing behind.
 //!
-//! Own names everywhere (cluster `kt`, nodes `kt-n1`/`kt-n2`, bridge `kt0`, subnet
-//! 10.238.0.0/24, pods from 10.246.0.0/16, free ports), so a `ketch up` cluster on the same
-//! machine is not touched.
+//! Own names everywhere (cluster `kt<i>`, nodes `kt<i>-n1`/`kt<i>-n2`, bridge `kt<i>0`, subnet
+//! 10.<200+i>.0.0/24, pods from 10.<150+i>.0.0/16, free ports), with `i` chosen so that
+//! nothing on the machine has those names yet (not even what an earlier, killed run left), so
+//! no other cluster is touched.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -14,9 +15,47 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const NAME: &str = "kt";
-const SUBNET: &str = "10.238.0.0/24";
-const PODS: &str = "10.246.0.0/16";
+/// This run's cluster name and address ranges.
+struct Net {
+    name: String,
+    subnet: String,
+    gateway: String,
+    /// Prefix every pod IP and pod CIDR starts with, e.g. `10.150.`.
+    pods: String,
+}
+
+impl Net {
+    fn node(&self, i: u8) -> String {
+        format!("{}-n{i}", self.name)
+    }
+}
+
+fn net() -> &'static Net {
+    static NET: std::sync::OnceLock<Net> = std::sync::OnceLock::new();
+    NET.get_or_init(|| {
+        let routes = text(&Command::new("ip").arg("route").output().expect("ip").stdout);
+        let start = std::process::id() % 40;
+        (0..40)
+            .map(|k| (start + k) % 40)
+            .map(|i| Net {
+                name: format!("kt{i}"),
+                subnet: format!("10.{}.0.0/24", 200 + i),
+                gateway: format!("10.{}.0.1", 200 + i),
+                pods: format!("10.{}.", 150 + i),
+            })
+            .find(|n| {
+                let free = |p: String| !Path::new(&p).exists();
+                free(format!("/run/netns/{}", n.node(1)))
+                    && free(format!("/run/netns/{}", n.node(2)))
+                    && free(format!("/sys/class/net/{}0", n.name))
+                    && free(format!("/sys/class/net/{}n1", n.name))
+                    && free(format!("/sys/class/net/{}n2", n.name))
+                    && !routes.contains(&n.pods)
+                    && !routes.contains(&n.subnet[..n.subnet.len() - 4])
+            })
+            .expect("a free cluster name and subnet")
+    })
+}
 /// Ceiling for anything a cluster does on its own; generous, since CI machines are shared.
 const PATIENCE: Duration = Duration::from_secs(240);
 
@@ -235,7 +274,7 @@ fn traces(state_dir: &Path) -> Traces {
         v.sort();
         v
     };
-    let ours = |n: &str| n.starts_with(NAME);
+    let ours = |n: &str| n.starts_with(&net().name);
     let mut cgroups = Vec::new();
     for h in names("/sys/fs/cgroup", &|_| true) {
         for c in names(&format!("/sys/fs/cgroup/{h}"), &ours) {
@@ -257,7 +296,7 @@ fn traces(state_dir: &Path) -> Traces {
             .stdout,
     )
     .lines()
-    .filter(|r| r.starts_with("10.246.") || r.contains("kt0"))
+    .filter(|r| r.starts_with(&net().pods) || r.contains(&format!("{}0", net().name)))
     .map(String::from)
     .collect();
     Traces {
@@ -386,6 +425,7 @@ fn two_node_cluster_runs_real_pods() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().display().to_string();
     let before = traces(dir.path());
+    let pods_cidr = format!("{}0.0/16", net().pods);
     let c = Cluster { dir, state };
     let (api, etcd) = (free_port().to_string(), free_port().to_string());
     let up = || {
@@ -400,11 +440,11 @@ fn two_node_cluster_runs_real_pods() {
             "--nodes",
             "2",
             "--cluster-name",
-            NAME,
+            &net().name,
             "--node-subnet",
-            SUBNET,
+            &net().subnet,
             "--cluster-cidr",
-            PODS,
+            &pods_cidr,
             "--timeout",
             "240",
         ])
@@ -424,14 +464,14 @@ fn two_node_cluster_runs_real_pods() {
         .iter()
         .map(|n| str_of(n, &["metadata", "name"]))
         .collect();
-    assert_eq!(names, ["kt-n1", "kt-n2"]);
+    assert_eq!(names, [net().node(1), net().node(2)]);
     for n in nodes {
         assert!(
-            str_of(n, &["spec", "podCIDR"]).starts_with("10.246."),
+            str_of(n, &["spec", "podCIDR"]).starts_with(&net().pods),
             "{n}"
         );
         let addrs = n["status"]["addresses"].to_string();
-        assert!(addrs.contains("10.238.0.1"), "{addrs}");
+        assert!(addrs.contains(&net().gateway), "{addrs}");
     }
 
     c.apply(APPS);
@@ -451,13 +491,13 @@ fn two_node_cluster_runs_real_pods() {
             .count()
     };
     assert!(
-        on("kt-n1") > 0 && on("kt-n2") > 0,
+        on(&net().node(1)) > 0 && on(&net().node(2)) > 0,
         "pods spread over both nodes"
     );
     let from = str_of(&web[0], &["metadata", "name"]).to_string();
     for p in &web {
         let ip = str_of(p, &["status", "podIP"]);
-        assert!(ip.starts_with("10.246."), "pod IP {ip}");
+        assert!(ip.starts_with(&net().pods), "pod IP {ip}");
         let out = c.exec(
             &from,
             &["timeout", "10", "wget", "-qO-", &format!("http://{ip}/")],
@@ -639,12 +679,12 @@ fn two_node_cluster_runs_real_pods() {
     // --- kill -9 of ketch-node: pods keep serving; the restarted agent adopts them.
     let n1_pod = web
         .iter()
-        .find(|p| str_of(p, &["spec", "nodeName"]) == "kt-n1")
+        .find(|p| str_of(p, &["spec", "nodeName"]) == net().node(1))
         .expect("a web pod on kt-n1");
     let n1_ip = str_of(n1_pod, &["status", "podIP"]).to_string();
     let n2_pod = web
         .iter()
-        .find(|p| str_of(p, &["spec", "nodeName"]) == "kt-n2")
+        .find(|p| str_of(p, &["spec", "nodeName"]) == net().node(2))
         .map(|p| str_of(p, &["metadata", "name"]).to_string())
         .expect("a web pod on kt-n2");
     let containers = |pods: &[Value]| -> Vec<(String, String, i64)> {
@@ -663,7 +703,7 @@ fn two_node_cluster_runs_real_pods() {
         v
     };
     let before_kill = containers(&c.pods("app=web"));
-    kill9(c.pid("ketch-node-kt-n1"));
+    kill9(c.pid(&format!("ketch-node-{}", net().node(1))));
     let out = c.exec(
         &n2_pod,
         &["timeout", "10", "wget", "-qO-", &format!("http://{n1_ip}/")],
@@ -681,12 +721,12 @@ fn two_node_cluster_runs_real_pods() {
         text(&out.stderr)
     );
     assert!(
-        text(&out.stdout).contains("ketch-node-kt-n1 (pid"),
+        text(&out.stdout).contains(&format!("ketch-node-{} (pid", net().node(1))),
         "{}",
         text(&out.stdout)
     );
     // Give the agent time to (wrongly) restart anything, then compare.
-    wait("kt-n1's pods reported by the new agent", || {
+    wait("node 1's pods reported by the new agent", || {
         let pods = c.pods("app=web");
         pods.iter()
             .all(|p| p["status"]["phase"] == "Running" && is_ready(p))
@@ -698,14 +738,15 @@ fn two_node_cluster_runs_real_pods() {
         before_kill,
         "same containers, no restarts"
     );
-    let log = std::fs::read_to_string(c.node_dir("kt-n1").join("ketch-node.log")).expect("log");
+    let log =
+        std::fs::read_to_string(c.node_dir(&net().node(1)).join("ketch-node.log")).expect("log");
     assert!(
         log.contains("adopted the pods already running"),
         "the agent says it adopted pods"
     );
 
     // --- a node stopped for good: its pods are recreated on the other node.
-    kill9(c.pid("ketch-node-kt-n2"));
+    kill9(c.pid(&format!("ketch-node-{}", net().node(2))));
     wait("all web pods Running on kt-n1", || {
         let pods = c.pods("app=web");
         let live: Vec<&Value> = pods
@@ -714,7 +755,7 @@ fn two_node_cluster_runs_real_pods() {
             .collect();
         (live.len() == 4
             && live.iter().all(|p| {
-                str_of(p, &["spec", "nodeName"]) == "kt-n1"
+                str_of(p, &["spec", "nodeName"]) == net().node(1)
                     && p["status"]["phase"] == "Running"
                     && is_ready(p)
             }))
@@ -724,7 +765,7 @@ fn two_node_cluster_runs_real_pods() {
     assert!(
         nodes
             .lines()
-            .any(|l| l.starts_with("kt-n2") && l.contains("NotReady")),
+            .any(|l| l.starts_with(&net().node(2)) && l.contains("NotReady")),
         "{nodes}"
     );
 

@@ -74,6 +74,25 @@ fn tls_config(cfg: &KubeletConfig) -> Result<Arc<rustls::ServerConfig>, KubeletE
     Ok(Arc::new(c))
 }
 
+/// Waits until the runtime answers CRI calls; false when `stop` fired first.
+async fn wait_for_runtime(cri: &cri::Cri, stop: &CancellationToken) -> bool {
+    loop {
+        match cri.version().await {
+            Ok(v) => {
+                tracing::info!(runtime = %v.runtime_name, version = %v.runtime_version, "container runtime ready");
+                return true;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "waiting for the container runtime");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.cancelled() => return false,
+                }
+            }
+        }
+    }
+}
+
 /// Runs the node agent until `stop`.
 pub async fn run(
     cfg: KubeletConfig,
@@ -83,20 +102,8 @@ pub async fn run(
     let cfg = Arc::new(cfg);
     let cri = cri::Cri::new(&cfg.cri_socket)?;
     // A runtime that is (re)starting is waited for, not fatal.
-    loop {
-        match cri.version().await {
-            Ok(v) => {
-                tracing::info!(runtime = %v.runtime_name, version = %v.runtime_version, "container runtime ready");
-                break;
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "waiting for the container runtime");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.cancelled() => return Ok(()),
-                }
-            }
-        }
+    if !wait_for_runtime(&cri, &stop).await {
+        return Ok(());
     }
     let registered = node::register(&client, &cfg, &cri).await?;
     let node_uid = registered.metadata.uid.clone().unwrap_or_default();
@@ -184,6 +191,14 @@ pub async fn run(
 /// (the node is going away; nothing here asks the API).
 pub async fn cleanup(cfg: &KubeletConfig) -> Result<(), KubeletError> {
     let cri = cri::Cri::new(&cfg.cri_socket)?;
+    // A containerd revived for the clean-up serves gRPC before its CRI plugin is up.
+    let never = CancellationToken::new();
+    if tokio::time::timeout(Duration::from_secs(120), wait_for_runtime(&cri, &never))
+        .await
+        .is_err()
+    {
+        cri.version().await?;
+    }
     for c in cri.list_containers(None).await? {
         let _ = cri.stop_container(&c.id, 0).await;
         if let Err(e) = cri.remove_container(&c.id).await {
