@@ -1,4 +1,5 @@
 //! `ketch`: bring a local cluster up, see what runs, take it down.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod image;
 mod nodes;
@@ -29,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start a local cluster (etcd and the control plane) in the background.
+    /// Start a local cluster in the background: etcd, the control plane and N nodes (each a
+    /// network namespace with its own containerd and ketch-node).
     Up {
         #[arg(long, default_value = "/var/lib/ketch")]
         state_dir: PathBuf,
@@ -57,6 +59,13 @@ enum Cmd {
         /// Pods' addresses; each node gets a /24 of it.
         #[arg(long, default_value = "10.244.0.0/16")]
         cluster_cidr: String,
+        /// Each node's memory (e.g. 2Gi): a limit on its pods' cgroup, reported as its
+        /// capacity and the base of its eviction thresholds (default: the host's).
+        #[arg(long)]
+        node_memory: Option<String>,
+        /// The nodes' hard eviction thresholds (kubelet syntax, e.g. `memory.available<200Mi`).
+        #[arg(long)]
+        eviction_hard: Option<String>,
     },
     /// Stop what `ketch up` started (and nothing else).
     Down {
@@ -98,6 +107,8 @@ fn run() -> Result<()> {
             cluster_name,
             node_subnet,
             cluster_cidr,
+            node_memory,
+            eviction_hard,
         } => {
             let opts = UpOptions {
                 api_port,
@@ -107,6 +118,14 @@ fn run() -> Result<()> {
                 nodes,
                 network: nodes::Network::new(&cluster_name, &node_subnet)?,
                 cluster_cidr,
+                node: nodes::NodeOptions {
+                    memory: node_memory
+                        .as_deref()
+                        .map(nodes::parse_memory)
+                        .transpose()
+                        .context("--node-memory")?,
+                    eviction_hard,
+                },
             };
             rt.block_on(up(&state_dir, opts))
         }
@@ -242,6 +261,7 @@ struct UpOptions {
     nodes: usize,
     network: nodes::Network,
     cluster_cidr: String,
+    node: nodes::NodeOptions,
 }
 
 async fn up(dir: &Path, opts: UpOptions) -> Result<()> {
@@ -280,7 +300,15 @@ async fn up(dir: &Path, opts: UpOptions) -> Result<()> {
     };
     let mut result = start_components(&dir, &opts, &mut st).await;
     if result.is_ok() && opts.nodes > 0 {
-        result = nodes::start(&dir, &opts.network, opts.nodes, opts.timeout, &mut st).await;
+        result = nodes::start(
+            &dir,
+            &opts.network,
+            opts.nodes,
+            &opts.node,
+            opts.timeout,
+            &mut st,
+        )
+        .await;
     }
     if let Err(e) = result {
         // Leave nothing half-started behind.

@@ -222,7 +222,11 @@ pub fn write_credentials(pki: &Pki, n: &NodeState, api_url: &str) -> Result<()> 
             &client,
         ),
     )?;
-    let serving = pki.issue_serving(&n.name, &[n.name.clone()], &[std::net::IpAddr::V4(n.ip)])?;
+    let serving = pki.issue_serving(
+        &n.name,
+        std::slice::from_ref(&n.name),
+        &[std::net::IpAddr::V4(n.ip)],
+    )?;
     std::fs::write(dir.join("kubelet.crt"), serving.cert_pem)?;
     std::fs::write(dir.join("kubelet.key"), serving.key_pem)?;
     std::fs::write(dir.join("ca.crt"), pki.ca_pem())?;
@@ -476,10 +480,60 @@ fn proc_name(kind: &str, n: &NodeState) -> String {
 }
 
 /// Starts `count` nodes and waits until every one is Ready with a pod network.
+/// What every node gets beyond its network.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// The node's memory in bytes: the limit of its pods' cgroup (none: the host's).
+    pub memory: Option<u64>,
+    /// Passed to each ketch-node as `--eviction-hard`.
+    pub eviction_hard: Option<String>,
+}
+
+/// Parses a memory size the way Kubernetes writes quantities (`512Mi`, `2Gi`, `1G`, bytes).
+pub fn parse_memory(s: &str) -> Result<u64> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("{s:?}: expected a size like 512Mi or 2Gi"))?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => bail!("{s:?}: unknown unit {unit:?} (use Ki, Mi, Gi, k, M or G)"),
+    };
+    let bytes = n.saturating_mul(mult);
+    if bytes < 64 << 20 {
+        bail!("{s:?}: a node needs at least 64Mi");
+    }
+    Ok(bytes)
+}
+
+/// Caps the memory of everything below the node's cgroup (its pods), as a machine of that size.
+fn limit_memory(n: &NodeState, bytes: u64) -> Result<()> {
+    let dir = Path::new("/sys/fs/cgroup/memory").join(cgroup_parent(n).trim_start_matches('/'));
+    let (dir, file) = if Path::new("/sys/fs/cgroup/memory").is_dir() {
+        (dir, "memory.limit_in_bytes")
+    } else {
+        (
+            Path::new("/sys/fs/cgroup").join(cgroup_parent(n).trim_start_matches('/')),
+            "memory.max",
+        )
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::write(dir.join(file), bytes.to_string())
+        .with_context(|| format!("write {}", dir.join(file).display()))
+}
+
 pub async fn start(
     dir: &Path,
     net: &Network,
     count: usize,
+    opts: &NodeOptions,
     timeout: Duration,
     st: &mut State,
 ) -> Result<()> {
@@ -521,6 +575,9 @@ pub async fn start(
         st.nodes.push(n.clone());
         crate::state::save(dir, st)?;
         net.create_netns(n)?;
+        if let Some(bytes) = opts.memory {
+            limit_memory(n, bytes)?;
+        }
         std::fs::create_dir_all(containerd_dir(n))?;
         write_credentials(&pki, n, &st.api_url)?;
         cni_bin(n, &ketch_cni)?;
@@ -554,11 +611,15 @@ pub async fn start(
     }
     let before = heartbeats(dir, st).await?;
     for n in &plan {
+        let mut args = node_args(n);
+        if let Some(e) = &opts.eviction_hard {
+            args.extend(["--eviction-hard".into(), e.clone()]);
+        }
         let p = spawn_in_node(
             n,
             &proc_name("ketch-node", n),
             &ketch_node,
-            &node_args(n),
+            &args,
             &n.dir.join("ketch-node.log"),
         )?;
         st.processes.push(p);
@@ -808,6 +869,16 @@ fn revive_containerd(n: &NodeState) -> Option<Proc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_memory_sizes() {
+        assert_eq!(parse_memory("512Mi").expect("512Mi"), 512 << 20);
+        assert_eq!(parse_memory("2Gi").expect("2Gi"), 2 << 30);
+        assert_eq!(parse_memory("1G").expect("1G"), 1_000_000_000);
+        for bad in ["", "lots", "12Qi", "1Mi", "-5Gi"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn network_names_and_addresses() {

@@ -420,6 +420,60 @@ spec:
   - {name: sc, secret: {secretName: sec}}
 "#;
 
+/// Pods of every QoS class on one node, for the eviction order.
+const EVICTION: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: be, labels: {evict: "yes"}}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: localhost/busybox:latest, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bu, labels: {evict: "yes"}}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: [sleep, "3600"]
+    resources: {requests: {memory: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gu, labels: {evict: "yes"}}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: [sleep, "3600"]
+    resources: {requests: {memory: 32Mi, cpu: 10m}, limits: {memory: 32Mi, cpu: 10m}}
+"#;
+
+/// Burstable, and far over its request once it filled its memory-backed volume.
+const HOG: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hog, labels: {evict: "yes"}}
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/busybox:latest
+    command: [sh, -c, "dd if=/dev/zero of=/fill/f bs=1M count=700 && exec sleep 3600"]
+    resources: {requests: {memory: 16Mi}}
+    volumeMounts: [{name: fill, mountPath: /fill}]
+  volumes:
+  - {name: fill, emptyDir: {medium: Memory}}
+"#;
+
 #[test]
 fn two_node_cluster_runs_real_pods() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -447,6 +501,10 @@ fn two_node_cluster_runs_real_pods() {
             &pods_cidr,
             "--timeout",
             "240",
+            "--node-memory",
+            "1Gi",
+            "--eviction-hard",
+            "memory.available<400Mi",
         ])
     };
     let out = up();
@@ -768,6 +826,76 @@ fn two_node_cluster_runs_real_pods() {
             .any(|l| l.starts_with(&net().node(2)) && l.contains("NotReady")),
         "{nodes}"
     );
+
+    // --- node-pressure eviction by QoS. Each node has 1Gi (its cgroup) and evicts below 400Mi
+    // available. A Burstable pod filling 700Mi of memory-backed emptyDir makes the pressure:
+    // the idle BestEffort pod goes first, then the Burstable pod far over its request; the
+    // Guaranteed pod and the Burstable pod within its request stay.
+    c.ok(&["delete", "deployment", "web"]);
+    // The lost node's pods never finish terminating on their own: what a user does for a dead
+    // node is a forced delete.
+    c.ok(&["delete", "pods", "--all", "--force", "--grace-period=0"]);
+    wait("every pod gone", || {
+        c.json(&["get", "pods"])["items"]
+            .as_array()
+            .is_some_and(|i| i.is_empty())
+            .then_some(())
+    });
+    c.apply(&EVICTION.replace("NODE", &net().node(1)));
+    for p in ["be", "bu", "gu"] {
+        c.running(p);
+    }
+    assert_eq!(c.pod("be")["status"]["qosClass"], "BestEffort");
+    assert_eq!(c.pod("gu")["status"]["qosClass"], "Guaranteed");
+    c.apply(&HOG.replace("NODE", &net().node(1)));
+    let phase = |pods: &[Value], name: &str| -> (String, String) {
+        pods.iter()
+            .find(|p| p["metadata"]["name"] == name)
+            .map(|p| {
+                (
+                    str_of(p, &["status", "phase"]).to_string(),
+                    str_of(p, &["status", "reason"]).to_string(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let mut saw_pressure = false;
+    wait("the hog evicted", || {
+        let pods = c.pods("evict=yes");
+        let node = c.json(&["get", "node", &net().node(1)]);
+        saw_pressure |= node["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "MemoryPressure" && c["status"] == "True")
+        });
+        let hog = phase(&pods, "hog");
+        if hog.0 == "Failed" {
+            // Both are read from one list: the hog never goes while the BestEffort pod stays.
+            assert_eq!(phase(&pods, "be"), ("Failed".into(), "Evicted".into()));
+            assert_eq!(hog.1, "Evicted");
+            return Some(());
+        }
+        None
+    });
+    assert!(saw_pressure, "the node reported MemoryPressure");
+    for p in ["bu", "gu"] {
+        let pod = c.pod(p);
+        assert_eq!(pod["status"]["phase"], "Running", "{p} kept");
+    }
+    let be = c.pod("be");
+    assert!(
+        str_of(&be, &["status", "message"]).contains("low on resource: memory"),
+        "{be}"
+    );
+    wait("the memory pressure to end", || {
+        let node = c.json(&["get", "node", &net().node(1)]);
+        node["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "MemoryPressure" && c["status"] == "False")
+            })
+            .then_some(())
+    });
 
     // --- ketch down leaves nothing behind.
     let pids: Vec<i64> = c.state()["processes"]

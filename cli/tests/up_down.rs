@@ -120,7 +120,11 @@ fn up_status_down_and_recovery_after_kill() {
 
     let status = ketch(&["status", "--state-dir", &state]);
     assert!(status.status.success());
-    assert!(String::from_utf8_lossy(&status.stdout).contains("ketch-control         running"));
+    assert!(
+        says(&status.stdout, "ketch-control", "running"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
 
     // A second `up` sees the running cluster and changes nothing.
     let before = pids(dir.path());
@@ -190,4 +194,12 @@ fn up_status_down_and_recovery_after_kill() {
         ketch(&["status", "--state-dir", &state]).status.code(),
         Some(3)
     );
+}
+
+/// Whether `ketch status` printed a line for `process` in `state`.
+fn says(stdout: &[u8], process: &str, state: &str) -> bool {
+    String::from_utf8_lossy(stdout).lines().any(|l| {
+        let mut words = l.split_whitespace();
+        words.next() == Some(process) && words.next() == Some(state)
+    })
 }

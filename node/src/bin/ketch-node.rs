@@ -60,6 +60,13 @@ struct Args {
     /// Seconds between lease renewals.
     #[arg(long, default_value_t = 10)]
     lease_interval: u64,
+    /// Hard eviction thresholds, as the kubelet's flag: `memory.available<100Mi,…` (also
+    /// `nodefs.available<10%`); empty for none.
+    #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
+    eviction_hard: String,
+    /// Seconds between eviction checks (the kubelet's evictionMonitoringPeriod).
+    #[arg(long, default_value_t = 10)]
+    eviction_monitoring_period: u64,
 }
 
 fn main() {
@@ -113,6 +120,9 @@ fn run() -> Result<()> {
         status_interval: Duration::from_secs(10),
         pause_image: args.pod_infra_container_image,
         labels,
+        eviction_hard: kubelet::eviction::parse_thresholds(&args.eviction_hard)
+            .context("--eviction-hard")?,
+        eviction_period: Duration::from_secs(args.eviction_monitoring_period.max(1)),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -33,6 +33,9 @@ pub struct KubeletConfig {
     /// The image every pod sandbox runs.
     pub pause_image: String,
     pub labels: Vec<(String, String)>,
+    /// Hard eviction thresholds and how often they are checked.
+    pub eviction_hard: super::eviction::Thresholds,
+    pub eviction_period: Duration,
 }
 
 impl KubeletConfig {

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod cri;
 pub mod env;
+pub mod eviction;
 pub mod logs;
 pub mod network;
 pub mod node;
@@ -126,6 +127,8 @@ pub async fn run(
         events: ketch_events::Events::new(client.clone(), "kubelet", &cfg.node_name),
         tokens: volumes::TokenCache::default(),
         node: RwLock::new(facts),
+        evictions: Default::default(),
+        evicted: tokio::sync::watch::channel(0).0,
     });
     let registry = pods::Registry::default();
 
@@ -152,6 +155,15 @@ pub async fn run(
         stop.clone(),
     ));
 
+    // Node-pressure eviction; a change of pressure is reported at once.
+    let (pressure_tx, mut pressure) = tokio::sync::watch::channel(false);
+    tokio::spawn(eviction::run(
+        shared.clone(),
+        registry.clone(),
+        pressure_tx,
+        stop.clone(),
+    ));
+
     // Heartbeat: lease and status.
     {
         let (client, cfg, cri, stop) = (client.clone(), cfg.clone(), cri.clone(), stop.clone());
@@ -169,6 +181,7 @@ pub async fn run(
                     _ = status.tick() => {}
                     // The network becoming ready is reported at once, not at the next tick.
                     Ok(()) = net_ready.changed() => {}
+                    Ok(()) = pressure.changed() => {}
                     _ = stop.cancelled() => return,
                 }
                 let network = *net_ready.borrow_and_update();

@@ -22,15 +22,6 @@ fn now_micro() -> String {
         .to_string()
 }
 
-/// A value of /proc/meminfo in KiB.
-fn meminfo(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    text.lines()
-        .find(|l| l.starts_with(&format!("{key}:")))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
 /// Bytes (total, available) of the filesystem holding `path`.
 fn disk(path: &Path) -> Option<(u64, u64)> {
     let s = nix::sys::statvfs::statvfs(path).ok()?;
@@ -46,7 +37,7 @@ pub fn capacity(cfg: &KubeletConfig) -> BTreeMap<String, String> {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let mem_kib = meminfo("MemTotal").unwrap_or(0);
+    let mem_kib = super::eviction::memory_capacity(cfg) / 1024;
     let (disk_total, _) = disk(&cfg.root_dir).unwrap_or((0, 0));
     BTreeMap::from([
         ("cpu".to_string(), cpus.to_string()),
@@ -59,20 +50,27 @@ pub fn capacity(cfg: &KubeletConfig) -> BTreeMap<String, String> {
 /// Capacity minus what the node keeps for itself (the eviction threshold's memory).
 pub fn allocatable(cfg: &KubeletConfig) -> BTreeMap<String, String> {
     let mut a = capacity(cfg);
-    if let Some(kib) = meminfo("MemTotal") {
-        a.insert(
-            "memory".into(),
-            format!("{}Ki", kib.saturating_sub(100 * 1024)),
-        );
-    }
+    let total = super::eviction::memory_capacity(cfg);
+    let reserved = cfg
+        .eviction_hard
+        .memory_available
+        .map(|t| t.bytes_of(total))
+        .unwrap_or(0);
+    a.insert(
+        "memory".into(),
+        format!("{}Ki", total.saturating_sub(reserved) / 1024),
+    );
     a
 }
 
-/// Memory, disk and PID pressure, as the kubelet's eviction manager judges them by default
-/// (memory.available < 100Mi, nodefs.available < 10%, pids > 90% of pid_max).
+/// Memory, disk and PID pressure, as the kubelet's eviction manager judges them: the hard
+/// thresholds (default memory.available < 100Mi, nodefs.available < 10%) and pids > 90% of
+/// pid_max.
 pub fn pressures(cfg: &KubeletConfig) -> [(&'static str, bool, &'static str); 3] {
-    let mem = meminfo("MemAvailable").is_some_and(|kib| kib < 100 * 1024);
-    let disk = disk(&cfg.root_dir).is_some_and(|(total, avail)| total > 0 && avail * 10 < total);
+    let mem = super::eviction::memory_pressure(cfg, &cfg.eviction_hard).is_some();
+    let disk = cfg.eviction_hard.nodefs_available.is_some_and(|t| {
+        disk(&cfg.root_dir).is_some_and(|(total, avail)| total > 0 && avail < t.bytes_of(total))
+    });
     let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -341,6 +339,8 @@ mod tests {
             status_interval: std::time::Duration::from_secs(10),
             pause_image: "localhost/pause:3.10".into(),
             labels: vec![],
+            eviction_hard: Default::default(),
+            eviction_period: std::time::Duration::from_secs(10),
         };
         let c = capacity(&cfg);
         assert!(c["cpu"].parse::<u32>().expect("cpus") >= 1);

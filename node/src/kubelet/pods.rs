@@ -13,9 +13,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// (namespace, name) → uid of the pods this node runs, for the kubelet API.
+type ByName = HashMap<(String, String), Arc<Pod>>;
+
 #[derive(Clone, Default)]
 pub struct Registry {
-    inner: Arc<RwLock<HashMap<(String, String), Arc<Pod>>>>,
+    inner: Arc<RwLock<ByName>>,
 }
 
 impl Registry {
@@ -49,6 +51,15 @@ impl Registry {
             .remove(&key);
     }
 
+    pub fn all(&self) -> Vec<Arc<Pod>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -68,8 +79,9 @@ async fn run_worker(
     mut rx: watch::Receiver<Option<Arc<Pod>>>,
     done: mpsc::UnboundedSender<String>,
 ) {
-    let mut worker = Worker::new(shared, uid.clone());
+    let mut worker = Worker::new(shared.clone(), uid.clone());
     let mut probes = worker.probe_changed.subscribe();
+    let mut evictions = shared.evicted.subscribe();
     loop {
         let pod = rx.borrow_and_update().clone();
         match worker.sync(pod).await {
@@ -81,10 +93,14 @@ async fn run_worker(
                         return;
                     },
                     _ = probes.changed() => {}
+                    _ = evictions.changed() => {}
                     _ = tokio::time::sleep(after) => {}
                 }
             }
         }
+    }
+    if let Ok(mut e) = shared.evictions.lock() {
+        e.remove(&uid);
     }
     let _ = done.send(uid);
 }

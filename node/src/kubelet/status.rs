@@ -279,9 +279,62 @@ pub fn pod_status(view: &PodView<'_>, previous: Option<&Value>) -> Value {
     s
 }
 
+/// What a pod the node evicted reports: `Failed`/`Evicted`, not ready, and the
+/// `DisruptionTarget` condition that tells its controller why.
+pub fn mark_evicted(status: &mut Value, message: &str) {
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    status["phase"] = json!("Failed");
+    status["reason"] = json!("Evicted");
+    status["message"] = json!(message);
+    let Some(conds) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    for c in conds.iter_mut() {
+        if (c["type"] == "Ready" || c["type"] == "ContainersReady") && c["status"] == "True" {
+            c["status"] = json!("False");
+            c["lastTransitionTime"] = json!(now);
+        }
+        if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+            c["reason"] = json!("PodCompleted");
+            if let Some(m) = c.as_object_mut() {
+                m.remove("message");
+            }
+        }
+    }
+    if !conds.iter().any(|c| c["type"] == "DisruptionTarget") {
+        conds.push(
+            json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,
+            "lastTransitionTime": now, "reason": "TerminationByKubelet", "message": message}),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_evicted_pod_is_failed_not_ready_and_a_disruption_target() {
+        let mut s = json!({"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"},
+            {"type": "PodScheduled", "status": "True"}]});
+        mark_evicted(&mut s, "The node was low on resource: memory.");
+        assert_eq!(s["phase"], "Failed");
+        assert_eq!(s["reason"], "Evicted");
+        let cond = |t: &str| {
+            s["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(cond("Ready")["status"], "False");
+        assert_eq!(cond("ContainersReady")["status"], "False");
+        assert_eq!(cond("DisruptionTarget")["reason"], "TerminationByKubelet");
+        assert_eq!(cond("PodScheduled")["status"], "True");
+    }
 
     fn cs(state: cri::ContainerState, exit: i32, attempt: u32) -> cri::ContainerStatus {
         cri::ContainerStatus {

@@ -37,10 +37,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError + '_ {
     }
 }
 
+type Token = (String, jiff::Timestamp, jiff::Timestamp);
+
 /// ServiceAccount tokens handed to pods, refreshed well before they expire.
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: Mutex<HashMap<(String, String), (String, jiff::Timestamp, jiff::Timestamp)>>,
+    /// (namespace, service account) → (token, issued, expires).
+    tokens: Mutex<HashMap<(String, String), Token>>,
 }
 
 impl TokenCache {

@@ -29,6 +29,10 @@ pub struct Shared {
     pub events: ketch_events::Events,
     pub tokens: TokenCache,
     pub node: RwLock<NodeFacts>,
+    /// Pods the eviction manager chose (uid → the message their status gets).
+    pub evictions: std::sync::Mutex<HashMap<String, String>>,
+    /// Bumped on every new eviction, so workers look at once.
+    pub evicted: watch::Sender<u64>,
 }
 
 const INITIAL_BACKOFF: Duration = Duration::from_secs(10);
@@ -69,6 +73,8 @@ pub struct Worker {
     said: HashSet<String>,
     terminal: bool,
     pull_failures: HashSet<String>,
+    /// Set when the eviction manager chose this pod: the status message.
+    evicted: Option<String>,
 }
 
 fn attempt_of(c: &cri::Container) -> u32 {
@@ -119,6 +125,7 @@ impl Worker {
             said: HashSet::new(),
             terminal: false,
             pull_failures: HashSet::new(),
+            evicted: None,
         }
     }
 
@@ -512,6 +519,17 @@ impl Worker {
     }
 
     async fn run_pod(&mut self, pod: &Pod) -> Result<Outcome, SyncError> {
+        let chosen = self
+            .shared
+            .evictions
+            .lock()
+            .ok()
+            .and_then(|e| e.get(&self.uid).cloned());
+        if let Some(message) = chosen
+            && self.evicted.is_none()
+        {
+            return self.evict(pod, message).await;
+        }
         if self.terminal {
             return Ok(Outcome::Again(Duration::from_secs(30)));
         }
@@ -762,6 +780,42 @@ impl Worker {
         }))
     }
 
+    /// Node-pressure eviction: kill everything at once (a hard threshold allows no grace), free
+    /// the volumes (memory-backed ones are part of the pressure) and leave the pod `Failed` with
+    /// reason `Evicted`; it is never restarted here, its controller makes a new one.
+    async fn evict(&mut self, pod: &Pod, message: String) -> Result<Outcome, SyncError> {
+        self.stop_probes();
+        self.event(pod, None, true, "Evicted", message.clone())
+            .await;
+        let cri = self.shared.cri.clone();
+        for c in cri.list_containers(None).await? {
+            if c.labels.get(POD_UID) == Some(&self.uid)
+                && c.state == cri::ContainerState::ContainerRunning as i32
+                && let Err(e) = cri.stop_container(&c.id, 0).await
+                && !e.not_found()
+            {
+                return Err(e.into());
+            }
+        }
+        for s in cri.list_pod_sandboxes().await? {
+            if s.metadata.as_ref().map(|m| m.uid.as_str()) == Some(self.uid.as_str()) {
+                let _ = cri.stop_pod_sandbox(&s.id).await;
+            }
+        }
+        volumes::teardown(&self.shared.cfg, &self.uid);
+        self.evicted = Some(message);
+        self.terminal = true;
+        let observed = self.observe().await?;
+        let restart_policy = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into());
+        self.report(pod, false, None, &observed, &restart_policy)
+            .await?;
+        Ok(Outcome::Again(Duration::from_secs(30)))
+    }
+
     fn who(&self, pod: &Pod, c: &Container) -> String {
         format!(
             "container={} pod={}_{}({})",
@@ -938,7 +992,10 @@ impl Worker {
             .status
             .as_ref()
             .and_then(|s| serde_json::to_value(s).ok());
-        let status = status::pod_status(&view, previous.as_ref().or(self.last_status.as_ref()));
+        let mut status = status::pod_status(&view, previous.as_ref().or(self.last_status.as_ref()));
+        if let Some(message) = &self.evicted {
+            status::mark_evicted(&mut status, message);
+        }
         let phase = status["phase"].as_str().unwrap_or("Pending").to_string();
         let comparable = |v: &Value| {
             let mut v = v.clone();
