@@ -10,7 +10,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::watcher::Event;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,9 @@ struct Args {
     rounds: usize,
     #[arg(long, default_value_t = 2)]
     nodes: usize,
+    /// Milliseconds between creates in the paced rounds (the burst rounds create all at once).
+    #[arg(long, default_value_t = 200)]
+    pace_ms: u64,
 }
 
 /// Kubernetes pod startup SLO: p99 ≤ 5 s for stateless pods without image pulls.
@@ -168,15 +172,22 @@ where
     Ok(())
 }
 
-/// One round: creates every pod at once and returns each one's create-to-Running latency.
-async fn round(pods: &Api<Pod>, n: usize) -> Result<Vec<Duration>> {
-    let list = pods.list(&ListParams::default()).await?;
-    let rv = list.metadata.resource_version.unwrap_or_default();
-    let mut events = pods.watch(&WatchParams::default(), &rv).await?.boxed();
+/// One round: creates the pods (all at once, or one every `pace`) and returns each one's
+/// create-to-Running latency.
+async fn round(pods: &Api<Pod>, n: usize, pace: Option<Duration>) -> Result<Vec<Duration>> {
+    // A watcher (re-lists and resumes by itself) started before the first create.
+    let mut events = kube::runtime::watcher(pods.clone(), Default::default()).boxed();
+    match events.try_next().await? {
+        Some(kube::runtime::watcher::Event::Init) => {}
+        other => bail!("the pod watch did not start with Init: {other:?}"),
+    }
     let mut created: HashMap<String, Instant> = HashMap::new();
     let creates = futures::stream::iter((0..n).map(|i| {
         let pods = pods.clone();
         async move {
+            if let Some(pace) = pace {
+                tokio::time::sleep(pace * i as u32).await;
+            }
             let p = pod(i)?;
             let sent = Instant::now();
             pods.create(&PostParams::default(), &p).await?;
@@ -196,7 +207,7 @@ async fn round(pods: &Api<Pod>, n: usize) -> Result<Vec<Duration>> {
                 creates_done = true;
             }
             ev = events.try_next() => match ev? {
-                Some(WatchEvent::Added(p) | WatchEvent::Modified(p)) => {
+                Some(Event::InitApply(p) | Event::Apply(p)) => {
                     let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
                     if phase == Some("Running")
                         && let Some(name) = p.metadata.name
@@ -204,7 +215,6 @@ async fn round(pods: &Api<Pod>, n: usize) -> Result<Vec<Duration>> {
                         running.entry(name).or_insert_with(Instant::now);
                     }
                 }
-                Some(WatchEvent::Error(e)) => bail!("watch: {e}"),
                 Some(_) => {}
                 None => bail!("the watch ended"),
             },
@@ -259,17 +269,22 @@ async fn main() -> Result<()> {
     let idle = node_rss_kib(cluster.state.path())?;
 
     println!(
-        "| round | pods | p50 ms | p99 ms | max ms | p99 / SLO (5 s) | ketch-node RSS with pods (MiB) |"
+        "| round | creates | pods | p50 ms | p99 ms | max ms | p99 / SLO (5 s) | ketch-node RSS with pods (MiB) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut all = Vec::new();
-    for r in 1..=args.rounds {
-        eprintln!("==> round {r}: {} pods", args.pods);
-        let lat = round(&pods, args.pods).await?;
+    let paced = Duration::from_millis(args.pace_ms);
+    let modes = [
+        (None, "all at once".to_string()),
+        (Some(paced), format!("one per {} ms", args.pace_ms)),
+    ];
+    for (r, (pace, how)) in (1..=args.rounds).flat_map(|r| modes.iter().map(move |m| (r, m))) {
+        eprintln!("==> round {r}: {} pods, {how}", args.pods);
+        let lat = round(&pods, args.pods, *pace).await?;
         let rss = node_rss_kib(cluster.state.path())?;
         let p99 = percentile(&lat, 0.99);
         println!(
-            "| {r} | {} | {:.0} | {:.0} | {:.0} | {:.3} | {} |",
+            "| {r} | {how} | {} | {:.0} | {:.0} | {:.0} | {:.3} | {} |",
             lat.len(),
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3,
@@ -280,12 +295,14 @@ async fn main() -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        all.extend(lat);
+        if pace.is_some() {
+            all.extend(lat);
+        }
         clear(&pods).await?;
     }
     all.sort();
     println!(
-        "\nall rounds: {} pods, p50 {:.0} ms, p99 {:.0} ms; ketch-node RSS idle: {}",
+        "\npaced rounds together: {} pods, p50 {:.0} ms, p99 {:.0} ms; ketch-node RSS idle: {}",
         all.len(),
         percentile(&all, 0.5).as_secs_f64() * 1e3,
         percentile(&all, 0.99).as_secs_f64() * 1e3,

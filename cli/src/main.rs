@@ -63,9 +63,11 @@ enum Cmd {
         /// capacity and the base of its eviction thresholds (default: the host's).
         #[arg(long)]
         node_memory: Option<String>,
-        /// The nodes' hard eviction thresholds (kubelet syntax, e.g. `memory.available<200Mi`).
-        #[arg(long)]
-        eviction_hard: Option<String>,
+        /// The nodes' hard eviction thresholds (kubelet syntax). The default leaves out the
+        /// kubelet's `nodefs.available<10%`, as kind does: local nodes share the host's disk,
+        /// and a full build directory must not taint every node.
+        #[arg(long, default_value = "memory.available<100Mi")]
+        eviction_hard: String,
     },
     /// Stop what `ketch up` started (and nothing else).
     Down {
@@ -124,7 +126,7 @@ fn run() -> Result<()> {
                         .map(nodes::parse_memory)
                         .transpose()
                         .context("--node-memory")?,
-                    eviction_hard,
+                    eviction_hard: Some(eviction_hard),
                 },
             };
             rt.block_on(up(&state_dir, opts))
