@@ -41,7 +41,14 @@ pub fn build(ws: &Path, target_dir: &Path) -> Result<PathBuf> {
         .env_remove("RUSTC")
         .env_remove("RUSTC_WRAPPER")
         .env_remove("CARGO_TARGET_DIR")
-        .args(["build", "--release", "--target", TARGET, "-Z", "build-std=core"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "-Z",
+            "build-std=core",
+        ])
         .arg("--target-dir")
         .arg(&ebpf_target);
     crate::status(&mut cmd)?;
