@@ -269,15 +269,7 @@ struct Cgroup(PathBuf);
 
 impl Cgroup {
     fn new(name: &str) -> Cgroup {
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-        let root = mounts
-            .lines()
-            .find_map(|l| {
-                let (pre, post) = l.split_once(" - ")?;
-                post.starts_with("cgroup2 ")
-                    .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))?
-            })
-            .expect("a cgroup2 mount");
+        let root = ketch_node::dataplane::cgroup::cgroup2_root().expect("a cgroup2 mount");
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).expect("create cgroup");
         Cgroup(dir)

@@ -33,6 +33,7 @@
 //! | [`Dataplane::set_node_addresses`] | the addresses NodePort frontends answer on, and the SNAT address for backends on other nodes (default: the first address) |
 //! | [`Dataplane::conntrack`], [`Dataplane::affinity`], [`Dataplane::stats`] | readers for a CLI |
 //! | [`Dataplane::detach`] | remove the link pins: the programs stop (teardown) |
+//! | [`cgroup::node_cgroup`], [`cgroup::join_node_cgroup`] | the cgroup v2 attach point of a node (`<cgroup2>/<cgroup parent>`), and moving the agent into it (see [`cgroup`] for why and the evidence) |
 //!
 //! One Kubernetes Service is one [`Service`] per frontend: ClusterIP × port, NodePort × port
 //! (kind `NodePort`, address ignored), each external IP × port. The agent chooses the endpoints
@@ -52,6 +53,7 @@
 
 mod attach;
 mod bpffs;
+pub mod cgroup;
 mod error;
 pub mod packet;
 mod service;
