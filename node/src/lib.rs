@@ -1,4 +1,6 @@
-//! Ketch node agent: the kubelet's duties on containerd (`kubelet`), the CNI plugin (`cni`).
+//! Ketch node agent: the kubelet's duties on containerd (`kubelet`), the CNI plugin (`cni`),
+//! the eBPF Service load balancer (`dataplane`).
 
 pub mod cni;
+pub mod dataplane;
 pub mod kubelet;

@@ -1,6 +1,7 @@
 //! Project automation. Every command that needs tools installs what is missing first, so a fresh
 //! Debian 12 machine needs nothing but this repository and the Rust toolchain.
 
+mod ebpf;
 mod gen_proto_table;
 mod gen_schema_meta;
 mod setup;
@@ -21,6 +22,9 @@ struct Cli {
 enum Cmd {
     /// Install what the project needs (apt packages, a Python venv with kubectl 1.37); idempotent.
     Setup,
+    /// Build the eBPF programs into `<target dir>/ketch-ebpf.o` (installs rust-src and
+    /// bpf-linker 0.10.4 under `<target dir>/tools` if missing).
+    BuildEbpf,
     /// Install, build, and bring up a local cluster (`ketch up`).
     Up {
         /// Extra arguments passed to `ketch up`.
@@ -67,8 +71,13 @@ fn run() -> Result<()> {
     let ws = workspace_root()?;
     match cli.cmd {
         Cmd::Setup => setup::run(&ws).map(|_| ()),
+        Cmd::BuildEbpf => {
+            let env = setup::Env::locate(&ws)?;
+            ebpf::build(&ws, &env.target_dir).map(|_| ())
+        }
         Cmd::Up { args } => {
             let env = setup::run(&ws)?;
+            ebpf::build(&ws, &env.target_dir)?;
             build(&ws, false)?;
             let ketch = env.target_dir.join("debug/ketch");
             let mut cmd = Command::new(ketch);
@@ -83,6 +92,7 @@ fn run() -> Result<()> {
         }
         Cmd::Test { args } => {
             let env = setup::run(&ws)?;
+            ebpf::build(&ws, &env.target_dir)?;
             build(&ws, false)?;
             println!("==> cargo test --workspace");
             let mut cmd = cargo(&ws);
@@ -92,6 +102,7 @@ fn run() -> Result<()> {
         }
         Cmd::Bench { args } => {
             let env = setup::run(&ws)?;
+            ebpf::build(&ws, &env.target_dir)?;
             build(&ws, true)?;
             let mut cmd = cargo(&ws);
             cmd.args([

@@ -67,6 +67,10 @@ struct Args {
     /// Seconds between eviction checks (the kubelet's evictionMonitoringPeriod).
     #[arg(long, default_value_t = 10)]
     eviction_monitoring_period: u64,
+    /// The eBPF object (`cargo xtask build-ebpf`); default: $KETCH_EBPF_OBJECT, else
+    /// `ketch-ebpf.o` next to this binary's directory (the cargo target dir).
+    #[arg(long)]
+    bpf_object: Option<PathBuf>,
 }
 
 fn main() {
@@ -94,6 +98,14 @@ fn run() -> Result<()> {
                 .with_context(|| format!("--node-labels {l:?}: expected k=v"))
         })
         .collect::<Result<Vec<_>>>()?;
+    let bpf_object = args
+        .bpf_object
+        .clone()
+        .unwrap_or_else(ketch_node::dataplane::default_object_path);
+    if !args.cleanup && !bpf_object.exists() {
+        // Not fatal yet: the Service dataplane is not wired into the agent.
+        tracing::warn!(object = %bpf_object.display(), "eBPF object not found");
+    }
     std::fs::create_dir_all(&args.root_dir)
         .with_context(|| format!("create {}", args.root_dir.display()))?;
     let cfg = KubeletConfig {

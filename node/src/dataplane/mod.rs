@@ -1,0 +1,603 @@
+//! The eBPF dataplane in user space (aya): loads `ketch-ebpf.o`, pins its maps and links under a
+//! per-node bpffs, attaches the programs, and is the one writer of the Service maps.
+//!
+//! # Using it
+//!
+//! ```no_run
+//! # use ketch_node::dataplane::*;
+//! # use std::net::Ipv4Addr;
+//! # fn main() -> Result<(), DataplaneError> {
+//! let mut cfg = DataplaneConfig::new("/var/lib/ketch/node/bpf", default_object_path());
+//! cfg.interface = Some("eth0".into());                        // NodePort (tc, TCX)
+//! cfg.cgroup = Some("/sys/fs/cgroup/unified/ketch-n1".into()); // socket LB (cgroup v2)
+//! let mut dp = Dataplane::open(cfg)?;  // reuses pinned maps: nothing is flushed
+//! dp.set_node_addresses(&[Ipv4Addr::new(10, 239, 0, 11)], None)?;
+//! let id = dp.upsert_service(&Service {
+//!     frontend: Frontend { addr: Ipv4Addr::new(10, 96, 0, 10), port: 53, proto: Protocol::Udp },
+//!     kind: ServiceKind::ClusterIp,
+//!     backends: vec![BackendAddr { addr: Ipv4Addr::new(10, 244, 1, 5), port: 5353, local: true }],
+//!     affinity_timeout: None,
+//!     external_traffic_local: false,
+//!     internal_traffic_local: false,
+//! })?;
+//! for s in dp.list_services()? { println!("{:?} -> {:?}", s.frontend, s.backends); }
+//! # Ok(()) }
+//! ```
+//!
+//! | call | what it does |
+//! |---|---|
+//! | [`Dataplane::open`] | mount the bpffs if needed, load the object, reuse pinned maps (an incompatible pinned map — other key/value size — is replaced, with a warning), load every program, attach to `interface`/`cgroup` if given (see [`attach`] for how a restart replaces programs without a gap), write the node config |
+//! | [`Dataplane::upsert_service`] | create or replace a frontend's backends atomically; returns its [`ServiceId`] (stable for the frontend) |
+//! | [`Dataplane::delete_service`] | remove a frontend (new connections to it are no longer translated) |
+//! | [`Dataplane::list_services`] | every frontend with its backends, read back from the maps |
+//! | [`Dataplane::set_node_addresses`] | the addresses NodePort frontends answer on, and the SNAT address for backends on other nodes (default: the first address) |
+//! | [`Dataplane::conntrack`], [`Dataplane::affinity`], [`Dataplane::stats`] | readers for a CLI |
+//! | [`Dataplane::detach`] | remove the link pins: the programs stop (teardown) |
+//! | [`cgroup::node_cgroup`], [`cgroup::join_node_cgroup`] | the cgroup v2 attach point of a node (`<cgroup2>/<cgroup parent>`), and moving the agent into it (see [`cgroup`] for why and the evidence) |
+//!
+//! One Kubernetes Service is one [`Service`] per frontend: ClusterIP × port, NodePort × port
+//! (kind `NodePort`, address ignored), each external IP × port. The agent chooses the endpoints
+//! (ready, or terminating-but-serving when none is ready) and marks the ones on this node
+//! `local`; the writer applies the Local traffic policies itself. A frontend with no backends
+//! stays in the maps and refuses: `connect`/`sendmsg` fail at once with EPERM, NodePort packets
+//! are dropped and counted. Headless Services have no frontend and are not written.
+//!
+//! # Map layout (ebpf/common)
+//!
+//! `KETCH_SERVICES` {addr, port, proto, slot} → master entry at slot 0 (count, slot base, flags,
+//! affinity timeout, service id), backend ids at the slots: one hash lookup picks a backend at
+//! any scale. A backend set is replaced by writing the other half of the slot space first and
+//! then the master entry, so no lookup sees a half-written set. `KETCH_BACKENDS` id → address.
+//! `KETCH_CT` (LRU) holds one forward and one reply entry per NodePort connection; its value
+//! has room for a policy verdict, reason and peer identity (NetworkPolicy, flow events).
+
+mod attach;
+mod bpffs;
+pub mod cgroup;
+mod error;
+pub mod packet;
+mod service;
+mod tables;
+
+pub use error::DataplaneError;
+pub use service::{BackendAddr, Frontend, Protocol, Service, ServiceEntry, ServiceId, ServiceKind};
+pub use tables::{AffinityEntry, CtEntry};
+
+use aya::maps::{Array, HashMap, MapData, MapInfo, PerCpuArray};
+use aya::programs::{CgroupSockAddr, SchedClassifier, TcAttachType};
+use aya::{Ebpf, EbpfLoader};
+use ketch_ebpf_common::{self as abi, maps, programs};
+use std::collections::{BTreeSet, HashMap as StdHashMap};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// Map sizes (entries). They apply when a map is created; a pinned map keeps its size.
+#[derive(Clone, Debug)]
+pub struct MapSizes {
+    pub services: u32,
+    pub backends: u32,
+    pub conntrack: u32,
+    pub affinity: u32,
+    pub sock_revnat: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        MapSizes {
+            services: 65536,
+            backends: 65536,
+            conntrack: 131072,
+            affinity: 65536,
+            sock_revnat: 65536,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DataplaneConfig {
+    /// bpffs directory of this node (`<root-dir>/bpf`): `maps/` and `links/` below it.
+    pub bpffs: PathBuf,
+    /// The object built by `cargo xtask build-ebpf`.
+    pub object: PathBuf,
+    /// Node interface for NodePort (tc ingress + egress). None: not attached.
+    pub interface: Option<String>,
+    /// cgroup v2 directory for socket load balancing. None: not attached.
+    pub cgroup: Option<PathBuf>,
+    pub sizes: MapSizes,
+    /// SNAT source ports (host order), outside the node's ephemeral range.
+    pub snat_ports: (u16, u16),
+}
+
+impl DataplaneConfig {
+    pub fn new(bpffs: impl Into<PathBuf>, object: impl Into<PathBuf>) -> Self {
+        DataplaneConfig {
+            bpffs: bpffs.into(),
+            object: object.into(),
+            interface: None,
+            cgroup: None,
+            sizes: MapSizes::default(),
+            snat_ports: (61000, 65535),
+        }
+    }
+}
+
+/// Where the object is when nobody says: `$KETCH_EBPF_OBJECT`, else `ketch-ebpf.o` in the
+/// first of the current executable's parent directories that has one (`target/debug/ketch-node`
+/// → `target/ketch-ebpf.o`; test binaries live one level deeper), else `<exe dir>/../ketch-ebpf.o`.
+pub fn default_object_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("KETCH_EBPF_OBJECT") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut candidates = exe
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .map(|d| d.join("ketch-ebpf.o"));
+    let first = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("ketch-ebpf.o"))
+        .unwrap_or_else(|| PathBuf::from("ketch-ebpf.o"));
+    candidates.find(|p| p.exists()).unwrap_or(first)
+}
+
+/// The loaded programs and the maps, with the one writer of the Service maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    services: HashMap<MapData, abi::ServiceKey, abi::ServiceValue>,
+    backends: HashMap<MapData, u32, abi::Backend>,
+    ct: HashMap<MapData, abi::CtKey, abi::CtValue>,
+    affinity: HashMap<MapData, abi::AffinityKey, abi::AffinityValue>,
+    node_addrs: HashMap<MapData, u32, u32>,
+    config: Array<MapData, abi::NodeConfig>,
+    stats: PerCpuArray<MapData, u64>,
+    next_svc_id: u32,
+    next_backend_id: u32,
+    links: PathBuf,
+    maps_dir: PathBuf,
+}
+
+/// Key and value sizes each map must have (a pinned map with others is from another ABI).
+fn expected_sizes(name: &str) -> (u32, u32) {
+    use std::mem::size_of;
+    let s = |k: usize, v: usize| (k as u32, v as u32);
+    match name {
+        maps::SERVICES => s(size_of::<abi::ServiceKey>(), size_of::<abi::ServiceValue>()),
+        maps::BACKENDS => s(4, size_of::<abi::Backend>()),
+        maps::CONNTRACK => s(size_of::<abi::CtKey>(), size_of::<abi::CtValue>()),
+        maps::AFFINITY => s(
+            size_of::<abi::AffinityKey>(),
+            size_of::<abi::AffinityValue>(),
+        ),
+        maps::SOCK_REVNAT => s(size_of::<abi::SockRevKey>(), size_of::<abi::SockRevValue>()),
+        maps::NODE_ADDRS => s(4, 4),
+        maps::CONFIG => s(4, size_of::<abi::NodeConfig>()),
+        _ => s(4, 8), // STATS
+    }
+}
+
+const TC_PROGRAMS: [(&str, TcAttachType); 2] = [
+    (programs::TC_INGRESS, TcAttachType::Ingress),
+    (programs::TC_EGRESS, TcAttachType::Egress),
+];
+const CGROUP_PROGRAMS: [&str; 4] = [
+    programs::CONNECT4,
+    programs::SENDMSG4,
+    programs::RECVMSG4,
+    programs::GETPEERNAME4,
+];
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DataplaneError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = ebpf
+        .take_map(name)
+        .ok_or(DataplaneError::MapMissing(name))?;
+    T::try_from(m).map_err(|e| DataplaneError::map(name, e))
+}
+
+impl Dataplane {
+    pub fn open(cfg: DataplaneConfig) -> Result<Dataplane, DataplaneError> {
+        if !cfg.object.exists() {
+            return Err(DataplaneError::ObjectMissing(cfg.object.clone()));
+        }
+        bpffs::ensure_mounted(&cfg.bpffs)?;
+        let maps_dir = cfg.bpffs.join("maps");
+        let links = cfg.bpffs.join("links");
+        for d in [&maps_dir, &links] {
+            std::fs::create_dir_all(d).map_err(|source| DataplaneError::Bpffs {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        drop_incompatible_pins(&maps_dir)?;
+        let mut loader = EbpfLoader::new();
+        for name in maps::ALL {
+            loader.map_pin_path(name, maps_dir.join(name));
+        }
+        loader
+            .map_max_entries(maps::SERVICES, cfg.sizes.services)
+            .map_max_entries(maps::BACKENDS, cfg.sizes.backends)
+            .map_max_entries(maps::CONNTRACK, cfg.sizes.conntrack)
+            .map_max_entries(maps::AFFINITY, cfg.sizes.affinity)
+            .map_max_entries(maps::SOCK_REVNAT, cfg.sizes.sock_revnat);
+        let mut ebpf = loader
+            .load_file(&cfg.object)
+            .map_err(|e| DataplaneError::Load {
+                path: cfg.object.clone(),
+                source: Box::new(e),
+            })?;
+        for (name, dir) in TC_PROGRAMS {
+            let prog: &mut SchedClassifier = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| DataplaneError::program(name, e))?;
+            if let Some(iface) = &cfg.interface {
+                attach::attach_tc(prog, name, iface, dir, &links)?;
+            }
+        }
+        for name in CGROUP_PROGRAMS {
+            let prog: &mut CgroupSockAddr = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| DataplaneError::program(name, e))?;
+            if let Some(cg) = &cfg.cgroup {
+                attach::attach_cgroup(prog, name, cg, &links)?;
+            }
+        }
+        let mut dp = Dataplane {
+            services: take(&mut ebpf, maps::SERVICES)?,
+            backends: take(&mut ebpf, maps::BACKENDS)?,
+            ct: take(&mut ebpf, maps::CONNTRACK)?,
+            affinity: take(&mut ebpf, maps::AFFINITY)?,
+            node_addrs: take(&mut ebpf, maps::NODE_ADDRS)?,
+            config: take(&mut ebpf, maps::CONFIG)?,
+            stats: take(&mut ebpf, maps::STATS)?,
+            ebpf,
+            next_svc_id: 1,
+            next_backend_id: 1,
+            links,
+            maps_dir,
+        };
+        let mut c = dp.node_config()?;
+        c.abi_version = abi::ABI_VERSION;
+        c.snat_port_min = cfg.snat_ports.0;
+        c.snat_port_max = cfg.snat_ports.1;
+        dp.write_config(c)?;
+        dp.recover()?;
+        Ok(dp)
+    }
+
+    /// The loaded programs, for `BPF_PROG_TEST_RUN` in tests and benches.
+    pub fn ebpf(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Where the maps are pinned.
+    pub fn maps_dir(&self) -> &Path {
+        &self.maps_dir
+    }
+
+    /// Removes the link pins: the programs are detached once this process lets go of them.
+    pub fn detach(&self) -> Result<(), DataplaneError> {
+        attach::detach_all(&self.links)
+    }
+
+    /// Removes everything pinned under `bpffs` (links and maps) — teardown of a node.
+    pub fn remove_pins(bpffs: &Path) -> Result<(), DataplaneError> {
+        attach::detach_all(&bpffs.join("links"))?;
+        attach::detach_all(&bpffs.join("maps"))
+    }
+
+    /// Rebuilds the id allocators from the maps and drops backends no slot refers to (left by
+    /// a writer that died between writing backends and the master entry).
+    fn recover(&mut self) -> Result<(), DataplaneError> {
+        let mut referenced = BTreeSet::new();
+        let mut max_svc = 0;
+        for item in self.services.iter() {
+            let (k, v) = item.map_err(|e| DataplaneError::map(maps::SERVICES, e))?;
+            max_svc = max_svc.max(v.svc_id);
+            if k.slot != 0 {
+                referenced.insert(v.backend_id);
+            }
+        }
+        let mut orphans = Vec::new();
+        let mut max_backend = 0;
+        for k in self.backends.keys() {
+            let k = k.map_err(|e| DataplaneError::map(maps::BACKENDS, e))?;
+            max_backend = max_backend.max(k);
+            if !referenced.contains(&k) {
+                orphans.push(k);
+            }
+        }
+        for k in &orphans {
+            let _ = self.backends.remove(k);
+        }
+        self.next_svc_id = max_svc.wrapping_add(1).max(1);
+        self.next_backend_id = max_backend.wrapping_add(1).max(1);
+        tracing::info!(
+            frontends = max_svc,
+            orphans = orphans.len(),
+            "dataplane maps recovered"
+        );
+        Ok(())
+    }
+
+    fn node_config(&self) -> Result<abi::NodeConfig, DataplaneError> {
+        self.config
+            .get(&0, 0)
+            .map_err(|e| DataplaneError::map(maps::CONFIG, e))
+    }
+
+    fn write_config(&mut self, c: abi::NodeConfig) -> Result<(), DataplaneError> {
+        self.config
+            .set(0, c, 0)
+            .map_err(|e| DataplaneError::map(maps::CONFIG, e))
+    }
+
+    /// Sets the node's addresses (NodePort frontends answer on each) and the SNAT address used
+    /// towards backends on other nodes (default: the first address).
+    pub fn set_node_addresses(
+        &mut self,
+        addrs: &[Ipv4Addr],
+        snat: Option<Ipv4Addr>,
+    ) -> Result<(), DataplaneError> {
+        let want: BTreeSet<u32> = addrs.iter().map(|a| abi::ip4(a.octets())).collect();
+        for a in &want {
+            self.node_addrs
+                .insert(a, 1, 0)
+                .map_err(|e| DataplaneError::map(maps::NODE_ADDRS, e))?;
+        }
+        let stale: Vec<u32> = self
+            .node_addrs
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !want.contains(k))
+            .collect();
+        for k in stale {
+            let _ = self.node_addrs.remove(&k);
+        }
+        let mut c = self.node_config()?;
+        c.snat_addr = snat
+            .or_else(|| addrs.first().copied())
+            .map(|a| abi::ip4(a.octets()))
+            .unwrap_or(0);
+        self.write_config(c)
+    }
+
+    /// Creates or replaces a frontend. The new backend set becomes visible at once and whole:
+    /// backends and slots are written first (in the slot half not in use), the master entry
+    /// last, and only then are the old slots and backends removed.
+    pub fn upsert_service(&mut self, svc: &Service) -> Result<ServiceId, DataplaneError> {
+        let frontend = svc.stored_frontend();
+        if frontend.port == 0 {
+            return Err(DataplaneError::InvalidService("port 0".into()));
+        }
+        if svc.kind != ServiceKind::NodePort && frontend.addr.is_unspecified() {
+            return Err(DataplaneError::InvalidService(format!(
+                "{:?} frontend without an address",
+                svc.kind
+            )));
+        }
+        let backends = svc.effective_backends();
+        if backends.len() > abi::MAX_BACKENDS_PER_SERVICE as usize {
+            return Err(DataplaneError::InvalidService(format!(
+                "{} backends (at most {})",
+                backends.len(),
+                abi::MAX_BACKENDS_PER_SERVICE
+            )));
+        }
+        let mkey = service::master_key(&frontend);
+        let old = self.services.get(&mkey, 0).ok();
+        let svc_id = match &old {
+            Some(o) => o.svc_id,
+            None => self.alloc_svc_id(),
+        };
+        // Current backends of this frontend, by address, to keep their ids (affinity survives).
+        let mut old_ids: StdHashMap<(u32, u16), u32> = StdHashMap::new();
+        let mut old_slots = Vec::new();
+        if let Some(o) = &old {
+            for i in 1..=o.count {
+                let k = abi::ServiceKey {
+                    slot: o.slot_base + i,
+                    ..mkey
+                };
+                old_slots.push(k);
+                if let Ok(v) = self.services.get(&k, 0)
+                    && let Ok(b) = self.backends.get(&v.backend_id, 0)
+                {
+                    old_ids.insert((b.addr, b.port), v.backend_id);
+                }
+            }
+        }
+        let base = match &old {
+            Some(o) if o.slot_base == 0 => abi::SLOT_HALF,
+            _ => 0,
+        };
+        let mut kept = BTreeSet::new();
+        for (i, b) in backends.iter().enumerate() {
+            let value = service::to_abi_backend(b, frontend.proto, svc_id);
+            let id = match old_ids.get(&(value.addr, value.port)) {
+                Some(id) => *id,
+                None => self.alloc_backend_id(),
+            };
+            kept.insert(id);
+            self.backends
+                .insert(id, value, 0)
+                .map_err(|e| full_or(maps::BACKENDS, e))?;
+            let slot = abi::ServiceKey {
+                slot: base + 1 + i as u16,
+                ..mkey
+            };
+            let v = abi::ServiceValue {
+                backend_id: id,
+                svc_id,
+                ..Default::default()
+            };
+            self.services
+                .insert(slot, v, 0)
+                .map_err(|e| full_or(maps::SERVICES, e))?;
+        }
+        // Leftovers in the new half (a writer that died mid-way) would never be read; drop them.
+        let mut extra = base + 1 + backends.len() as u16;
+        while extra < base.wrapping_add(abi::MAX_BACKENDS_PER_SERVICE)
+            && self
+                .services
+                .remove(&abi::ServiceKey {
+                    slot: extra,
+                    ..mkey
+                })
+                .is_ok()
+        {
+            extra += 1;
+        }
+        let master = abi::ServiceValue {
+            backend_id: 0,
+            svc_id,
+            count: backends.len() as u16,
+            slot_base: base,
+            flags: svc.flags(),
+            _pad: 0,
+            affinity_timeout: svc.affinity_timeout.unwrap_or(0),
+        };
+        self.services
+            .insert(mkey, master, 0)
+            .map_err(|e| full_or(maps::SERVICES, e))?;
+        for k in old_slots {
+            let _ = self.services.remove(&k);
+        }
+        for id in old_ids.values().filter(|id| !kept.contains(id)) {
+            let _ = self.backends.remove(id);
+        }
+        tracing::debug!(
+            ?frontend,
+            svc_id,
+            backends = backends.len(),
+            "service written"
+        );
+        Ok(ServiceId(svc_id))
+    }
+
+    /// Removes a frontend: the master entry first (lookups miss from then on), then its slots
+    /// and backends. Connections already translated keep working (socket LB translated once;
+    /// NodePort connections have their conntrack entries). Returns whether it existed.
+    pub fn delete_service(&mut self, frontend: &Frontend) -> Result<bool, DataplaneError> {
+        let mkey = service::master_key(frontend);
+        let Ok(old) = self.services.get(&mkey, 0) else {
+            return Ok(false);
+        };
+        self.services
+            .remove(&mkey)
+            .map_err(|e| DataplaneError::map(maps::SERVICES, e))?;
+        for i in 1..=old.count {
+            let k = abi::ServiceKey {
+                slot: old.slot_base + i,
+                ..mkey
+            };
+            if let Ok(v) = self.services.get(&k, 0) {
+                let _ = self.backends.remove(&v.backend_id);
+            }
+            let _ = self.services.remove(&k);
+        }
+        Ok(true)
+    }
+
+    /// Every frontend in the maps with its current backends.
+    pub fn list_services(&self) -> Result<Vec<ServiceEntry>, DataplaneError> {
+        let mut out = Vec::new();
+        for item in self.services.iter() {
+            let (k, v) = item.map_err(|e| DataplaneError::map(maps::SERVICES, e))?;
+            if k.slot != 0 {
+                continue;
+            }
+            let Some(frontend) = service::frontend_of(&k) else {
+                continue;
+            };
+            let mut backends = Vec::with_capacity(v.count as usize);
+            for i in 1..=v.count {
+                let sk = abi::ServiceKey {
+                    slot: v.slot_base + i,
+                    ..k
+                };
+                if let Ok(s) = self.services.get(&sk, 0)
+                    && let Ok(b) = self.backends.get(&s.backend_id, 0)
+                {
+                    backends.push(service::from_abi_backend(&b));
+                }
+            }
+            out.push(ServiceEntry {
+                id: ServiceId(v.svc_id),
+                frontend,
+                kind: service::kind_from_flags(v.flags),
+                backends,
+                affinity_timeout: (v.flags & abi::svc_flags::AFFINITY != 0)
+                    .then_some(v.affinity_timeout),
+                external_traffic_local: v.flags & abi::svc_flags::EXT_LOCAL != 0,
+                internal_traffic_local: v.flags & abi::svc_flags::INT_LOCAL != 0,
+            });
+        }
+        out.sort_by_key(|e| e.frontend);
+        Ok(out)
+    }
+
+    fn alloc_svc_id(&mut self) -> u32 {
+        let id = self.next_svc_id;
+        self.next_svc_id = self.next_svc_id.wrapping_add(1).max(1);
+        id
+    }
+
+    fn alloc_backend_id(&mut self) -> u32 {
+        // Ids only grow (u32: ~4e9 backend changes before wrapping), so a freed id is not
+        // handed to another frontend while an affinity entry may still name it.
+        loop {
+            let id = self.next_backend_id;
+            self.next_backend_id = self.next_backend_id.wrapping_add(1).max(1);
+            if self.backends.get(&id, 0).is_err() {
+                return id;
+            }
+        }
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, DataplaneError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let p = ebpf
+        .program_mut(name)
+        .ok_or_else(|| DataplaneError::program(name, aya::programs::ProgramError::NotLoaded))?;
+    p.try_into().map_err(|e| DataplaneError::program(name, e))
+}
+
+fn full_or(name: &str, e: aya::maps::MapError) -> DataplaneError {
+    if let aya::maps::MapError::SyscallError(s) = &e
+        && s.io_error.raw_os_error() == Some(nix::libc::E2BIG)
+    {
+        return DataplaneError::Full(name.to_string());
+    }
+    DataplaneError::map(name, e)
+}
+
+/// A pinned map whose key or value size differs from this build's is from another ABI: it is
+/// removed (its state cannot be read by these programs) and created anew by the loader.
+fn drop_incompatible_pins(dir: &Path) -> Result<(), DataplaneError> {
+    for name in maps::ALL {
+        let path = dir.join(name);
+        let Ok(info) = MapInfo::from_pin(&path) else {
+            continue;
+        };
+        let found = (info.key_size(), info.value_size());
+        let want = expected_sizes(name);
+        if found != want {
+            tracing::warn!(
+                map = name,
+                ?found,
+                ?want,
+                "pinned map from another ABI; replacing it"
+            );
+            std::fs::remove_file(&path).map_err(|source| DataplaneError::Bpffs {
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
