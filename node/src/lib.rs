@@ -1,6 +1,7 @@
 //! Ketch node agent: the kubelet's duties on containerd (`kubelet`), the CNI plugin (`cni`),
-//! the eBPF Service load balancer (`dataplane`).
+//! the eBPF Service load balancer (`dataplane`) and what programs it from the API (`proxy`).
 
 pub mod cni;
 pub mod dataplane;
 pub mod kubelet;
+pub mod proxy;

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TC_ACT_OK: u32 = 0;
+/// What `bpf_redirect_neigh` makes a tc program return: SNAT-ed packets leave through the FIB's
+/// next hop instead of the stack (which would drop a local source arriving from outside).
+const TC_ACT_REDIRECT: u32 = 7;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_UNSPEC: u32 = u32::MAX; // -1
 
@@ -162,14 +165,14 @@ fn dataplane_nodeport_translation_in_the_kernel() {
         b"query",
     );
     let (ret, out) = run(&mut dp, programs::TC_INGRESS, &udp);
-    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(ret, TC_ACT_REDIRECT);
     let got = parse_checked(&out).expect("SNAT-ed frame has valid checksums");
     assert_eq!(got.dst, sa("10.244.2.7:5353"));
     assert_eq!(*got.src.ip(), NODE);
     assert!((61000..=65535).contains(&got.src.port()), "{got:?}");
     let reply = frame(Protocol::Udp, sa("10.244.2.7:5353"), got.src, b"answer");
     let (ret, out) = run(&mut dp, programs::TC_INGRESS, &reply);
-    assert_eq!(ret, TC_ACT_OK);
+    assert_eq!(ret, TC_ACT_REDIRECT);
     let back = parse_checked(&out).expect("reply has valid checksums");
     assert_eq!(
         (back.src, back.dst),

@@ -1487,7 +1487,11 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<Value> {
                 group("system:unauthenticated"),
             ],
         ),
-        cluster_binding("system:node-proxier", vec![user("system:kube-proxy")]),
+        // ketch-node replaces kube-proxy with the node's own credentials.
+        cluster_binding(
+            "system:node-proxier",
+            vec![user("system:kube-proxy"), group("system:nodes")],
+        ),
         cluster_binding(
             "system:kube-controller-manager",
             vec![user("system:kube-controller-manager")],

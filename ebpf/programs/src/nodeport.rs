@@ -15,7 +15,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_OK, TC_ACT_SHOT, TC_ACT_UNSPEC},
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_redirect_neigh},
     macros::classifier,
     programs::TcContext,
 };
@@ -115,6 +115,9 @@ fn handle(ctx: &TcContext, ingress: bool) -> Result<i32, i64> {
             } else {
                 stats::NP_TRANSLATED
             });
+            if ingress && v.flags & ct_flags::SNAT != 0 {
+                return Ok(forward_out(ctx));
+            }
             return Ok(TC_ACT_OK);
         }
         return Ok(TC_ACT_UNSPEC);
@@ -182,7 +185,18 @@ fn handle(ctx: &TcContext, ingress: bool) -> Result<i32, i64> {
     }
     rewrite(ctx, &p, &fwd)?;
     lb::count(stats::NP_NEW);
+    if snat {
+        return Ok(forward_out(ctx));
+    }
     Ok(TC_ACT_OK)
+}
+
+/// Sends a packet whose source is now this node's own address (SNAT-ed to a backend on another
+/// node, or a reply translated back to the client) straight out through the FIB's next hop:
+/// the stack would drop it on input as a martian (a local source arriving from outside).
+fn forward_out(ctx: &TcContext) -> i32 {
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
 }
 
 /// Inserts the reply entry of a SNAT-ed connection under a free SNAT port and returns that port

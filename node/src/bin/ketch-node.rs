@@ -71,6 +71,45 @@ struct Args {
     /// `ketch-ebpf.o` next to this binary's directory (the cargo target dir).
     #[arg(long)]
     bpf_object: Option<PathBuf>,
+    /// Interface NodePort traffic arrives on (default: the one holding --node-ip).
+    #[arg(long)]
+    nodeport_interface: Option<String>,
+}
+
+/// The interface that holds `ip`.
+fn interface_of(ip: IpAddr) -> Option<String> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
+        let addr = a.address?;
+        let v4 = addr.as_sockaddr_in()?.ip();
+        (IpAddr::V4(v4) == ip).then_some(a.interface_name)
+    })
+}
+
+/// Loads and attaches the Service dataplane: bpffs under the root dir, NodePort on the node's
+/// interface, socket load balancing on the node's cgroup v2 (which the agent joins, so that
+/// it and what it starts are translated like pods).
+fn open_dataplane(
+    interface: Option<String>,
+    cfg: &KubeletConfig,
+    object: PathBuf,
+) -> Result<ketch_node::dataplane::Dataplane> {
+    use ketch_node::dataplane::{Dataplane, DataplaneConfig, cgroup};
+    let node_ip = match cfg.node_ip {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(_) => anyhow::bail!("--node-ip: the dataplane is IPv4 only"),
+    };
+    let mut dc = DataplaneConfig::new(cfg.root_dir.join("bpf"), object);
+    dc.interface = Some(
+        interface
+            .or_else(|| interface_of(cfg.node_ip))
+            .with_context(|| format!("no interface holds --node-ip {node_ip}; pass --nodeport-interface"))?,
+    );
+    let cg = cgroup::node_cgroup(&cfg.cgroup_parent).context("no cgroup v2 mount on this host")?;
+    cgroup::join_node_cgroup(&cg, "ketch-node")?;
+    dc.cgroup = Some(cg);
+    let mut dp = Dataplane::open(dc).context("load the eBPF dataplane (cargo xtask build-ebpf builds it)")?;
+    dp.set_node_addresses(&[node_ip], None)?;
+    Ok(dp)
 }
 
 fn main() {
@@ -102,10 +141,6 @@ fn run() -> Result<()> {
         .bpf_object
         .clone()
         .unwrap_or_else(ketch_node::dataplane::default_object_path);
-    if !args.cleanup && !bpf_object.exists() {
-        // Not fatal yet: the Service dataplane is not wired into the agent.
-        tracing::warn!(object = %bpf_object.display(), "eBPF object not found");
-    }
     std::fs::create_dir_all(&args.root_dir)
         .with_context(|| format!("create {}", args.root_dir.display()))?;
     let cfg = KubeletConfig {
@@ -146,6 +181,7 @@ fn run() -> Result<()> {
         .kubeconfig
         .clone()
         .context("--kubeconfig is required")?;
+    let dataplane = open_dataplane(args.nodeport_interface.clone(), &cfg, bpf_object)?;
     rt.block_on(async move {
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
             .with_context(|| format!("read {}", kubeconfig.display()))?;
@@ -163,6 +199,12 @@ fn run() -> Result<()> {
             }
             s.cancel();
         });
+        tokio::spawn(ketch_node::proxy::run(
+            client.clone(),
+            dataplane,
+            cfg.node_name.clone(),
+            stop.clone(),
+        ));
         kubelet::run(cfg, client, stop)
             .await
             .context("node agent")?;

@@ -1,0 +1,177 @@
+//! The kube-proxy replacement: follows Services and EndpointSlices and keeps the node's eBPF
+//! Service maps equal to what they describe, writing only what changed.
+//!
+//! On start the maps pinned by an earlier agent are read back and reconciled without a flush:
+//! frontends that no longer exist are deleted, every current one is written once (unchanged
+//! backends keep their ids), so connections open across an agent restart keep working.
+
+pub mod desired;
+
+use crate::dataplane::{Dataplane, Frontend, Service};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service as KubeService;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Every frontend the cluster's Services describe for this node.
+fn desired_all(
+    services: &Store<KubeService>,
+    slices: &Store<EndpointSlice>,
+    node: &str,
+) -> HashMap<Frontend, Service> {
+    let mut by_service: BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> = BTreeMap::new();
+    for s in slices.state() {
+        let Some(name) = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let ns = s.metadata.namespace.clone().unwrap_or_default();
+        by_service.entry((ns, name.clone())).or_default().push(s);
+    }
+    let mut out = HashMap::new();
+    for svc in services.state() {
+        let key = (
+            svc.metadata.namespace.clone().unwrap_or_default(),
+            svc.metadata.name.clone().unwrap_or_default(),
+        );
+        let slices: Vec<&EndpointSlice> = by_service
+            .get(&key)
+            .map(|v| v.iter().map(|s| s.as_ref()).collect())
+            .unwrap_or_default();
+        for f in desired::frontends(&svc, &slices, node) {
+            out.insert(f.stored_frontend(), f);
+        }
+    }
+    out
+}
+
+/// Forwards every change of a watched kind as a wake-up.
+fn follow<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    changed: Arc<Notify>,
+) -> impl std::future::Future<Output = ()>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .for_each(move |ev| {
+            if let Err(e) = ev {
+                tracing::warn!(error = %e, "service/endpoint watch failed; retrying");
+            }
+            changed.notify_one();
+            futures::future::ready(())
+        })
+}
+
+/// Runs until `stop`, the one writer of `dp`'s Service maps.
+pub async fn run(client: kube::Client, mut dp: Dataplane, node: String, stop: CancellationToken) {
+    let changed = Arc::new(Notify::new());
+    let (services, svc_writer) = reflector::store::<KubeService>();
+    let (slices, eps_writer) = reflector::store::<EndpointSlice>();
+    let svc_task = tokio::spawn(follow(
+        Api::<KubeService>::all(client.clone()),
+        svc_writer,
+        changed.clone(),
+    ));
+    let eps_task = tokio::spawn(follow(
+        Api::<EndpointSlice>::all(client),
+        eps_writer,
+        changed.clone(),
+    ));
+    let ready = async {
+        let _ = services.wait_until_ready().await;
+        let _ = slices.wait_until_ready().await;
+    };
+    tokio::select! {
+        _ = ready => {}
+        _ = stop.cancelled() => {
+            svc_task.abort();
+            eps_task.abort();
+            return;
+        }
+    }
+    // What an earlier agent left in the pinned maps is the starting point, not an empty table.
+    let mut applied: HashMap<Frontend, Service> = HashMap::new();
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let want = desired_all(&services, &slices, &node);
+        let mut writes = 0usize;
+        if first {
+            match dp.list_services() {
+                Ok(existing) => {
+                    for e in existing {
+                        if !want.contains_key(&e.frontend) {
+                            if let Err(err) = dp.delete_service(&e.frontend) {
+                                tracing::warn!(frontend = ?e.frontend, error = %err, "deleting a stale frontend failed");
+                            }
+                            writes += 1;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the pinned service map failed"),
+            }
+        } else {
+            let gone: Vec<Frontend> = applied
+                .keys()
+                .filter(|f| !want.contains_key(f))
+                .copied()
+                .collect();
+            for f in gone {
+                if let Err(e) = dp.delete_service(&f) {
+                    tracing::warn!(frontend = ?f, error = %e, "deleting a frontend failed");
+                }
+                applied.remove(&f);
+                writes += 1;
+            }
+        }
+        for (f, s) in &want {
+            if !first && applied.get(f) == Some(s) {
+                continue;
+            }
+            match dp.upsert_service(s) {
+                Ok(_) => {
+                    applied.insert(*f, s.clone());
+                }
+                Err(e) => tracing::warn!(frontend = ?f, error = %e, "writing a frontend failed"),
+            }
+            writes += 1;
+        }
+        if writes > 0 {
+            tracing::info!(
+                frontends = want.len(),
+                writes,
+                micros = started.elapsed().as_micros() as u64,
+                "service maps programmed"
+            );
+        }
+        first = false;
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    svc_task.abort();
+    eps_task.abort();
+}
