@@ -28,6 +28,11 @@ impl Net {
     fn node(&self, i: u8) -> String {
         format!("{}-n{i}", self.name)
     }
+
+    /// Node `i`'s address: `.10+i` of the node subnet.
+    fn node_ip(&self, i: u8) -> String {
+        format!("{}{}", &self.gateway[..self.gateway.len() - 1], 10 + i)
+    }
 }
 
 fn net() -> &'static Net {
@@ -456,6 +461,31 @@ spec:
     resources: {requests: {memory: 32Mi, cpu: 10m}, limits: {memory: 32Mi, cpu: 10m}}
 "#;
 
+/// A ClusterIP and a NodePort Service over the web pods, and one that selects nothing.
+const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: webnp}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 8080, targetPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  selector: {app: nothing-has-this}
+  ports: [{port: 80}]
+"#;
+
 /// Burstable, and far over its request once it filled its memory-backed volume.
 const HOG: &str = r#"
 apiVersion: v1
@@ -566,6 +596,77 @@ fn two_node_cluster_runs_real_pods() {
             "{from} -> {ip}: {}",
             text(&out.stderr)
         );
+    }
+
+    // --- Services through the eBPF dataplane, no iptables: a ClusterIP from a pod on each node
+    // spreads over the ready pods; a NodePort answers on both node addresses from the root
+    // namespace; a Service without endpoints refuses at once.
+    c.apply(SERVICES);
+    let cluster_ip = str_of(&c.json(&["get", "svc", "web"]), &["spec", "clusterIP"]).to_string();
+    let np = c.json(&["get", "svc", "webnp"])["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .expect("nodePort");
+    for node in [net().node(1), net().node(2)] {
+        let client = web
+            .iter()
+            .find(|p| str_of(p, &["spec", "nodeName"]) == node)
+            .map(|p| str_of(p, &["metadata", "name"]).to_string())
+            .expect("a web pod on the node");
+        let mut seen = std::collections::BTreeSet::new();
+        wait(&format!("ClusterIP answers from {node}, spread"), || {
+            let out = c.exec(
+                &client,
+                &[
+                    "timeout",
+                    "5",
+                    "wget",
+                    "-qO-",
+                    &format!("http://{cluster_ip}/"),
+                ],
+            );
+            let body = text(&out.stdout);
+            if out.status.success() && body.starts_with("hello from web-") {
+                seen.insert(body.trim().to_string());
+            }
+            (seen.len() >= 2).then_some(())
+        });
+    }
+    for i in [1, 2] {
+        let url = format!("http://{}:{np}/", net().node_ip(i));
+        wait(&format!("NodePort {url} from the root namespace"), || {
+            let out = Command::new("timeout")
+                .args(["5", "busybox", "wget", "-qO-", &url])
+                .output()
+                .expect("busybox");
+            text(&out.stdout)
+                .starts_with("hello from web-")
+                .then_some(())
+        });
+    }
+    let empty = str_of(&c.json(&["get", "svc", "empty"]), &["spec", "clusterIP"]).to_string();
+    // Refused by connect() itself (EPERM), not a timeout: that is what the message says.
+    wait("a Service without endpoints refuses at once", || {
+        let out = c.exec(
+            &from,
+            &["timeout", "5", "wget", "-qO-", &format!("http://{empty}/")],
+        );
+        (!out.status.success() && text(&out.stderr).contains("not permitted")).then_some(())
+    });
+    for i in [1, 2] {
+        let ns = format!("--net=/run/netns/{}", net().node(i));
+        for cmd in [&["iptables-save"][..], &["nft", "list", "ruleset"][..]] {
+            let out = Command::new("nsenter")
+                .arg(&ns)
+                .arg("--")
+                .args(cmd)
+                .output()
+                .expect("nsenter");
+            let rules = text(&out.stdout);
+            assert!(
+                !rules.contains(&cluster_ip) && !rules.contains(&np.to_string()),
+                "{cmd:?} in node {i} mentions a Service: {rules}"
+            );
+        }
     }
 
     // --- kubectl logs (also -f) and exec (non-interactive, -i with stdin, -it with a tty).

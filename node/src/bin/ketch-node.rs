@@ -102,12 +102,15 @@ fn open_dataplane(
     dc.interface = Some(
         interface
             .or_else(|| interface_of(cfg.node_ip))
-            .with_context(|| format!("no interface holds --node-ip {node_ip}; pass --nodeport-interface"))?,
+            .with_context(|| {
+                format!("no interface holds --node-ip {node_ip}; pass --nodeport-interface")
+            })?,
     );
     let cg = cgroup::node_cgroup(&cfg.cgroup_parent).context("no cgroup v2 mount on this host")?;
     cgroup::join_node_cgroup(&cg, "ketch-node")?;
     dc.cgroup = Some(cg);
-    let mut dp = Dataplane::open(dc).context("load the eBPF dataplane (cargo xtask build-ebpf builds it)")?;
+    let mut dp = Dataplane::open(dc)
+        .context("load the eBPF dataplane (cargo xtask build-ebpf builds it)")?;
     dp.set_node_addresses(&[node_ip], None)?;
     Ok(dp)
 }

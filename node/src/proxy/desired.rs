@@ -145,12 +145,14 @@ mod tests {
 
     #[test]
     fn ports_names_readiness_and_node_ports() {
-        let s = svc(json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {
+        let s = svc(
+            json!({"metadata": {"name": "web", "namespace": "d"}, "spec": {
             "type": "NodePort", "clusterIP": "10.96.0.20",
             "sessionAffinity": "ClientIP",
             "externalTrafficPolicy": "Local",
             "ports": [{"name": "http", "port": 80, "targetPort": "web", "nodePort": 30080},
-                      {"name": "dns", "port": 53, "protocol": "UDP"}]}}));
+                      {"name": "dns", "port": 53, "protocol": "UDP"}]}}),
+        );
         let a = slice(json!({"metadata": {"name": "web-a"}, "addressType": "IPv4",
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "dns", "port": 5353, "protocol": "UDP"}],
             "endpoints": [
@@ -169,9 +171,21 @@ mod tests {
         assert_eq!(
             http.backends,
             vec![
-                BackendAddr { addr: Ipv4Addr::new(10, 244, 0, 5), port: 8080, local: true },
-                BackendAddr { addr: Ipv4Addr::new(10, 244, 1, 6), port: 8080, local: false },
-                BackendAddr { addr: Ipv4Addr::new(10, 244, 1, 7), port: 9090, local: false },
+                BackendAddr {
+                    addr: Ipv4Addr::new(10, 244, 0, 5),
+                    port: 8080,
+                    local: true
+                },
+                BackendAddr {
+                    addr: Ipv4Addr::new(10, 244, 1, 6),
+                    port: 8080,
+                    local: false
+                },
+                BackendAddr {
+                    addr: Ipv4Addr::new(10, 244, 1, 7),
+                    port: 9090,
+                    local: false
+                },
             ]
         );
         assert_eq!(http.affinity_timeout, Some(10800));
