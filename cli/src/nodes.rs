@@ -407,6 +407,8 @@ pub fn node_args(n: &NodeState) -> Vec<String> {
         ("--cni-conf-dir", d("cni/conf")),
         ("--cni-data-dir", d("ipam")),
         ("--cgroup-parent", cgroup_parent(n)),
+        // Every node answers cluster DNS on its own address; its pods ask it.
+        ("--cluster-dns", n.ip.to_string()),
         ("--tls-cert-file", d("pki/kubelet.crt")),
         ("--tls-private-key-file", d("pki/kubelet.key")),
         ("--client-ca-file", d("pki/ca.crt")),

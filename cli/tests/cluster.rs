@@ -631,6 +631,38 @@ fn two_node_cluster_runs_real_pods() {
             (seen.len() >= 2).then_some(())
         });
     }
+    // Cluster DNS on every node: a Service by its short name (search list) from a pod on each
+    // node, by its full name; a missing name is NXDOMAIN, a name outside the cluster fails at
+    // once (SERVFAIL) rather than timing out.
+    for node in [net().node(1), net().node(2)] {
+        let client = web
+            .iter()
+            .find(|p| str_of(p, &["spec", "nodeName"]) == node)
+            .map(|p| str_of(p, &["metadata", "name"]).to_string())
+            .expect("a web pod on the node");
+        wait(&format!("http://web/ by name from {node}"), || {
+            let out = c.exec(&client, &["timeout", "10", "wget", "-qO-", "http://web/"]);
+            text(&out.stdout)
+                .starts_with("hello from web-")
+                .then_some(())
+        });
+    }
+    let out = c.exec(&from, &["nslookup", "web.default.svc.cluster.local"]);
+    assert!(
+        out.status.success() && text(&out.stdout).contains(&cluster_ip),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = c.exec(&from, &["nslookup", "nope.default.svc.cluster.local"]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success() && said.contains("NXDOMAIN"), "{said}");
+    let out = c.exec(&from, &["timeout", "20", "nslookup", "example.com"]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success() && out.status.code() != Some(143) && said.contains("SERVFAIL"),
+        "{said}"
+    );
     for i in [1, 2] {
         let url = format!("http://{}:{np}/", net().node_ip(i));
         wait(&format!("NodePort {url} from the root namespace"), || {

@@ -74,6 +74,9 @@ struct Args {
     /// Interface NodePort traffic arrives on (default: the one holding --node-ip).
     #[arg(long)]
     nodeport_interface: Option<String>,
+    /// Port of the cluster DNS served on --node-ip (UDP and TCP); 0: none.
+    #[arg(long, default_value_t = 53)]
+    dns_port: u16,
 }
 
 /// The interface that holds `ip`.
@@ -184,6 +187,7 @@ fn run() -> Result<()> {
         .kubeconfig
         .clone()
         .context("--kubeconfig is required")?;
+    let dns_port = args.dns_port;
     let dataplane = open_dataplane(args.nodeport_interface.clone(), &cfg, bpf_object)?;
     rt.block_on(async move {
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
@@ -202,6 +206,15 @@ fn run() -> Result<()> {
             }
             s.cancel();
         });
+        if dns_port != 0 {
+            let addr = std::net::SocketAddr::new(cfg.node_ip, dns_port);
+            let (client, domain, stop) = (client.clone(), cfg.cluster_domain.clone(), stop.clone());
+            tokio::spawn(async move {
+                if let Err(e) = ketch_node::dns::run(client, addr, domain, stop).await {
+                    tracing::error!(error = %e, "cluster DNS stopped");
+                }
+            });
+        }
         tokio::spawn(ketch_node::proxy::run(
             client.clone(),
             dataplane,
