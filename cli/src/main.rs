@@ -84,6 +84,43 @@ enum Cmd {
         #[command(subcommand)]
         cmd: image::cli::ImageCmd,
     },
+    /// What each node's kernel holds for Services: `services`, `backends` or `conntrack`.
+    Bpf {
+        #[arg(value_parser = ["services", "backends", "conntrack"])]
+        what: String,
+        #[arg(long, default_value = "/var/lib/ketch")]
+        state_dir: PathBuf,
+        /// Only this node.
+        #[arg(long)]
+        node: Option<String>,
+    },
+}
+
+/// Prints every node's pinned Service maps (through `ketch-node --show-bpf`).
+fn bpf(dir: &Path, what: &str, only: Option<&str>) -> Result<()> {
+    let st = state::load(dir)?
+        .with_context(|| format!("no cluster in {} (ketch up first)", dir.display()))?;
+    let ketch_node = sibling("ketch-node")?;
+    let nodes: Vec<&state::NodeState> = st
+        .nodes
+        .iter()
+        .filter(|n| only.is_none_or(|o| o == n.name))
+        .collect();
+    if nodes.is_empty() {
+        bail!("no node {} in this cluster", only.unwrap_or("at all"));
+    }
+    for n in nodes {
+        println!("== {}", n.name);
+        let status = std::process::Command::new(&ketch_node)
+            .args(["--show-bpf", what, "--node-name", &n.name, "--root-dir"])
+            .arg(nodes::kubelet_dir(n))
+            .status()
+            .context("run ketch-node")?;
+        if !status.success() {
+            bail!("reading the maps of {} failed", n.name);
+        }
+    }
+    Ok(())
 }
 
 fn main() {
@@ -140,6 +177,11 @@ fn run() -> Result<()> {
             Ok(())
         }
         Cmd::Image { cmd } => image::cli::run(cmd),
+        Cmd::Bpf {
+            what,
+            state_dir,
+            node,
+        } => bpf(&state_dir, &what, node.as_deref()),
     }
 }
 

@@ -631,6 +631,26 @@ fn two_node_cluster_runs_real_pods() {
             (seen.len() >= 2).then_some(())
         });
     }
+    // `ketch bpf services` shows what each node's kernel holds, by Service name.
+    let out = ketch(&["bpf", "services", "--state-dir", &c.state]);
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    for i in [1, 2] {
+        assert!(shown.contains(&format!("== {}", net().node(i))), "{shown}");
+    }
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains(&format!("{cluster_ip}:80/TCP")) && l.contains("default/web")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("default/empty") && l.contains("refused")),
+        "{shown}"
+    );
+
     // Cluster DNS on every node: a Service by its short name (search list) from a pod on each
     // node, by its full name; a missing name is NXDOMAIN, a name outside the cluster fails at
     // once (SERVFAIL) rather than timing out.

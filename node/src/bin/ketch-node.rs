@@ -19,10 +19,10 @@ struct Args {
     #[arg(long)]
     cleanup: bool,
     /// The node's address (InternalIP; the kubelet API listens here).
-    #[arg(long, required_unless_present = "cleanup")]
+    #[arg(long, required_unless_present_any = ["cleanup", "show_bpf"])]
     node_ip: Option<IpAddr>,
     /// Kubeconfig with this node's credentials.
-    #[arg(long, required_unless_present = "cleanup")]
+    #[arg(long, required_unless_present_any = ["cleanup", "show_bpf"])]
     kubeconfig: Option<PathBuf>,
     /// containerd's socket.
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
@@ -40,12 +40,12 @@ struct Args {
     cgroup_parent: Option<String>,
     #[arg(long, default_value_t = 10250)]
     port: u16,
-    #[arg(long, required_unless_present = "cleanup")]
+    #[arg(long, required_unless_present_any = ["cleanup", "show_bpf"])]
     tls_cert_file: Option<PathBuf>,
-    #[arg(long, required_unless_present = "cleanup")]
+    #[arg(long, required_unless_present_any = ["cleanup", "show_bpf"])]
     tls_private_key_file: Option<PathBuf>,
     /// CA of the client certificates the kubelet API accepts (the cluster CA).
-    #[arg(long, required_unless_present = "cleanup")]
+    #[arg(long, required_unless_present_any = ["cleanup", "show_bpf"])]
     client_ca_file: Option<PathBuf>,
     /// Nameservers for pods with dnsPolicy ClusterFirst (comma-separated).
     #[arg(long, value_delimiter = ',')]
@@ -74,9 +74,96 @@ struct Args {
     /// Interface NodePort traffic arrives on (default: the one holding --node-ip).
     #[arg(long)]
     nodeport_interface: Option<String>,
+    /// Print what the kernel holds (`services`, `backends` or `conntrack`) from the maps pinned
+    /// under --root-dir, then exit (what `ketch bpf` runs).
+    #[arg(long, value_parser = ["services", "backends", "conntrack"])]
+    show_bpf: Option<String>,
     /// Port of the cluster DNS served on --node-ip (UDP and TCP); 0: none.
     #[arg(long, default_value_t = 53)]
     dns_port: u16,
+}
+
+/// Service names by frontend, written by the proxy for `--show-bpf`.
+const NAMES_FILE: &str = "bpf-names.json";
+
+/// Prints the pinned maps as a person reads them.
+fn show_bpf(root: &std::path::Path, what: &str) -> Result<()> {
+    use ketch_node::dataplane::{Pinned, ServiceKind};
+    let pinned =
+        Pinned::open(&root.join("bpf")).context("open the pinned maps (is the node up?)")?;
+    let names: std::collections::BTreeMap<String, String> = std::fs::read(root.join(NAMES_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let label = |f: &ketch_node::dataplane::Frontend| ketch_node::proxy::frontend_label(f);
+    match what {
+        "services" => {
+            println!(
+                "{:<24} {:<10} {:<28} BACKENDS",
+                "FRONTEND", "KIND", "SERVICE"
+            );
+            for s in pinned.services()? {
+                let kind = match s.kind {
+                    ServiceKind::ClusterIp => "ClusterIP",
+                    ServiceKind::NodePort => "NodePort",
+                    ServiceKind::ExternalIp => "External",
+                };
+                let backends: Vec<String> = s
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{}:{}{}",
+                            b.addr,
+                            b.port,
+                            if b.local { " (local)" } else { "" }
+                        )
+                    })
+                    .collect();
+                let l = label(&s.frontend);
+                let name = names.get(&l).map(String::as_str).unwrap_or("?");
+                let shown = if backends.is_empty() {
+                    "(none: refused)".to_string()
+                } else {
+                    backends.join(", ")
+                };
+                println!("{l:<24} {kind:<10} {name:<28} {shown}");
+            }
+        }
+        "backends" => {
+            println!("{:<6} {:<22} LOCAL", "ID", "ADDRESS");
+            for b in pinned.backends()? {
+                println!(
+                    "{:<6} {:<22} {}",
+                    b.id,
+                    format!("{}:{}", b.addr.addr, b.addr.port),
+                    b.addr.local
+                );
+            }
+        }
+        _ => {
+            println!(
+                "{:<5} {:<22} {:<22} {:<22} {:<22} {:<8} FLAGS",
+                "PROTO", "SOURCE", "DESTINATION", "NAT SOURCE", "NAT DESTINATION", "SERVICE"
+            );
+            for c in pinned.conntrack()? {
+                let proto = c
+                    .proto
+                    .map(|p| format!("{p:?}"))
+                    .unwrap_or_else(|| "?".into());
+                let dir = if c.is_reply() { "reply" } else { "forward" };
+                println!(
+                    "{proto:<5} {:<22} {:<22} {:<22} {:<22} {:<8} {dir}",
+                    c.src.to_string(),
+                    c.dst.to_string(),
+                    c.nat_src.to_string(),
+                    c.nat_dst.to_string(),
+                    c.service_id
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The interface that holds `ip`.
@@ -183,6 +270,9 @@ fn run() -> Result<()> {
     if args.cleanup {
         return rt.block_on(kubelet::cleanup(&cfg)).context("cleanup");
     }
+    if let Some(what) = &args.show_bpf {
+        return show_bpf(&cfg.root_dir, what);
+    }
     let kubeconfig = args
         .kubeconfig
         .clone()
@@ -219,6 +309,7 @@ fn run() -> Result<()> {
             client.clone(),
             dataplane,
             cfg.node_name.clone(),
+            cfg.root_dir.join(NAMES_FILE),
             stop.clone(),
         ));
         kubelet::run(cfg, client, stop)

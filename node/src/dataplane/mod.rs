@@ -58,10 +58,12 @@ mod error;
 pub mod packet;
 mod service;
 mod tables;
+mod view;
 
 pub use error::DataplaneError;
 pub use service::{BackendAddr, Frontend, Protocol, Service, ServiceEntry, ServiceId, ServiceKind};
-pub use tables::{AffinityEntry, CtEntry};
+pub use tables::{AffinityEntry, BackendEntry, CtEntry};
+pub use view::Pinned;
 
 use aya::maps::{Array, HashMap, MapData, MapInfo, PerCpuArray};
 use aya::programs::{CgroupSockAddr, SchedClassifier, TcAttachType};
@@ -502,40 +504,7 @@ impl Dataplane {
 
     /// Every frontend in the maps with its current backends.
     pub fn list_services(&self) -> Result<Vec<ServiceEntry>, DataplaneError> {
-        let mut out = Vec::new();
-        for item in self.services.iter() {
-            let (k, v) = item.map_err(|e| DataplaneError::map(maps::SERVICES, e))?;
-            if k.slot != 0 {
-                continue;
-            }
-            let Some(frontend) = service::frontend_of(&k) else {
-                continue;
-            };
-            let mut backends = Vec::with_capacity(v.count as usize);
-            for i in 1..=v.count {
-                let sk = abi::ServiceKey {
-                    slot: v.slot_base + i,
-                    ..k
-                };
-                if let Ok(s) = self.services.get(&sk, 0)
-                    && let Ok(b) = self.backends.get(&s.backend_id, 0)
-                {
-                    backends.push(service::from_abi_backend(&b));
-                }
-            }
-            out.push(ServiceEntry {
-                id: ServiceId(v.svc_id),
-                frontend,
-                kind: service::kind_from_flags(v.flags),
-                backends,
-                affinity_timeout: (v.flags & abi::svc_flags::AFFINITY != 0)
-                    .then_some(v.affinity_timeout),
-                external_traffic_local: v.flags & abi::svc_flags::EXT_LOCAL != 0,
-                internal_traffic_local: v.flags & abi::svc_flags::INT_LOCAL != 0,
-            });
-        }
-        out.sort_by_key(|e| e.frontend);
-        Ok(out)
+        read_services(&self.services, &self.backends)
     }
 
     fn alloc_svc_id(&mut self) -> u32 {
@@ -600,4 +569,45 @@ fn drop_incompatible_pins(dir: &Path) -> Result<(), DataplaneError> {
         }
     }
     Ok(())
+}
+
+/// Every frontend with its backends, read back from the maps.
+fn read_services(
+    services: &HashMap<MapData, abi::ServiceKey, abi::ServiceValue>,
+    backend_map: &HashMap<MapData, u32, abi::Backend>,
+) -> Result<Vec<ServiceEntry>, DataplaneError> {
+    let mut out = Vec::new();
+    for item in services.iter() {
+        let (k, v) = item.map_err(|e| DataplaneError::map(maps::SERVICES, e))?;
+        if k.slot != 0 {
+            continue;
+        }
+        let Some(frontend) = service::frontend_of(&k) else {
+            continue;
+        };
+        let mut backends = Vec::with_capacity(v.count as usize);
+        for i in 1..=v.count {
+            let sk = abi::ServiceKey {
+                slot: v.slot_base + i,
+                ..k
+            };
+            if let Ok(s) = services.get(&sk, 0)
+                && let Ok(b) = backend_map.get(&s.backend_id, 0)
+            {
+                backends.push(service::from_abi_backend(&b));
+            }
+        }
+        out.push(ServiceEntry {
+            id: ServiceId(v.svc_id),
+            frontend,
+            kind: service::kind_from_flags(v.flags),
+            backends,
+            affinity_timeout: (v.flags & abi::svc_flags::AFFINITY != 0)
+                .then_some(v.affinity_timeout),
+            external_traffic_local: v.flags & abi::svc_flags::EXT_LOCAL != 0,
+            internal_traffic_local: v.flags & abi::svc_flags::INT_LOCAL != 0,
+        });
+    }
+    out.sort_by_key(|e| e.frontend);
+    Ok(out)
 }

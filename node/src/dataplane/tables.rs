@@ -1,6 +1,7 @@
 //! Readers of the kernel's state for a CLI: conntrack, affinity and counters.
 
 use super::{Dataplane, DataplaneError, Protocol};
+use aya::maps::{HashMap, MapData};
 use ketch_ebpf_common::{self as abi, maps};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -42,40 +43,77 @@ pub struct AffinityEntry {
     pub last_used_ns: u64,
 }
 
+/// One entry of the backends map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendEntry {
+    pub id: u32,
+    pub addr: super::BackendAddr,
+}
+
+type CtMap = HashMap<MapData, abi::CtKey, abi::CtValue>;
+type AffinityMap = HashMap<MapData, abi::AffinityKey, abi::AffinityValue>;
+
+pub(super) fn read_backends(
+    backends: &HashMap<MapData, u32, abi::Backend>,
+) -> Result<Vec<BackendEntry>, DataplaneError> {
+    let mut out = Vec::new();
+    for item in backends.iter() {
+        let (id, b) = item.map_err(|e| DataplaneError::map(maps::BACKENDS, e))?;
+        out.push(BackendEntry {
+            id,
+            addr: super::service::from_abi_backend(&b),
+        });
+    }
+    out.sort_by_key(|b| b.id);
+    Ok(out)
+}
+
+pub(super) fn read_conntrack(ct: &CtMap) -> Result<Vec<CtEntry>, DataplaneError> {
+    let mut out = Vec::new();
+    for item in ct.iter() {
+        let (k, v) = item.map_err(|e| DataplaneError::map(maps::CONNTRACK, e))?;
+        let pick = |new: u32, old: u32| if new != 0 { new } else { old };
+        let pickp = |new: u16, old: u16| if new != 0 { new } else { old };
+        out.push(CtEntry {
+            proto: Protocol::from_number(k.proto),
+            src: sa(k.saddr, k.sport),
+            dst: sa(k.daddr, k.dport),
+            nat_src: sa(pick(v.nat_saddr, k.saddr), pickp(v.nat_sport, k.sport)),
+            nat_dst: sa(pick(v.nat_daddr, k.daddr), pickp(v.nat_dport, k.dport)),
+            service_id: v.svc_id,
+            backend_id: v.backend_id,
+            flags: v.flags,
+            last_seen_ns: v.last_seen_ns,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn read_affinity(affinity: &AffinityMap) -> Result<Vec<AffinityEntry>, DataplaneError> {
+    let mut out = Vec::new();
+    for item in affinity.iter() {
+        let (k, v) = item.map_err(|e| DataplaneError::map(maps::AFFINITY, e))?;
+        out.push(AffinityEntry {
+            client: k.client,
+            service_id: k.svc_id,
+            backend_id: v.backend_id,
+            last_used_ns: v.last_used_ns,
+        });
+    }
+    Ok(out)
+}
+
 impl Dataplane {
     pub fn conntrack(&self) -> Result<Vec<CtEntry>, DataplaneError> {
-        let mut out = Vec::new();
-        for item in self.ct.iter() {
-            let (k, v) = item.map_err(|e| DataplaneError::map(maps::CONNTRACK, e))?;
-            let pick = |new: u32, old: u32| if new != 0 { new } else { old };
-            let pickp = |new: u16, old: u16| if new != 0 { new } else { old };
-            out.push(CtEntry {
-                proto: Protocol::from_number(k.proto),
-                src: sa(k.saddr, k.sport),
-                dst: sa(k.daddr, k.dport),
-                nat_src: sa(pick(v.nat_saddr, k.saddr), pickp(v.nat_sport, k.sport)),
-                nat_dst: sa(pick(v.nat_daddr, k.daddr), pickp(v.nat_dport, k.dport)),
-                service_id: v.svc_id,
-                backend_id: v.backend_id,
-                flags: v.flags,
-                last_seen_ns: v.last_seen_ns,
-            });
-        }
-        Ok(out)
+        read_conntrack(&self.ct)
     }
 
     pub fn affinity(&self) -> Result<Vec<AffinityEntry>, DataplaneError> {
-        let mut out = Vec::new();
-        for item in self.affinity.iter() {
-            let (k, v) = item.map_err(|e| DataplaneError::map(maps::AFFINITY, e))?;
-            out.push(AffinityEntry {
-                client: k.client,
-                service_id: k.svc_id,
-                backend_id: v.backend_id,
-                last_used_ns: v.last_used_ns,
-            });
-        }
-        Ok(out)
+        read_affinity(&self.affinity)
+    }
+
+    pub fn backends(&self) -> Result<Vec<BackendEntry>, DataplaneError> {
+        read_backends(&self.backends)
     }
 
     /// Counters summed over CPUs, by name (`stats::NAMES` of ebpf/common).

@@ -22,12 +22,18 @@ use tokio_util::sync::CancellationToken;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Every frontend the cluster's Services describe for this node.
+/// How a frontend is written in the names file (`10.96.0.20:80/TCP`).
+pub fn frontend_label(f: &Frontend) -> String {
+    format!("{}:{}/{:?}", f.addr, f.port, f.proto).to_uppercase()
+}
+
+/// Every frontend the cluster's Services describe for this node, and whose it is
+/// (`namespace/name`, by [`frontend_label`]).
 fn desired_all(
     services: &Store<KubeService>,
     slices: &Store<EndpointSlice>,
     node: &str,
-) -> HashMap<Frontend, Service> {
+) -> (HashMap<Frontend, Service>, BTreeMap<String, String>) {
     let mut by_service: BTreeMap<(String, String), Vec<Arc<EndpointSlice>>> = BTreeMap::new();
     for s in slices.state() {
         let Some(name) = s
@@ -42,6 +48,7 @@ fn desired_all(
         by_service.entry((ns, name.clone())).or_default().push(s);
     }
     let mut out = HashMap::new();
+    let mut names = BTreeMap::new();
     for svc in services.state() {
         let key = (
             svc.metadata.namespace.clone().unwrap_or_default(),
@@ -52,10 +59,26 @@ fn desired_all(
             .map(|v| v.iter().map(|s| s.as_ref()).collect())
             .unwrap_or_default();
         for f in desired::frontends(&svc, &slices, node) {
+            names.insert(
+                frontend_label(&f.stored_frontend()),
+                format!("{}/{}", key.0, key.1),
+            );
             out.insert(f.stored_frontend(), f);
         }
     }
-    out
+    (out, names)
+}
+
+/// Writes the names file for `ketch bpf` (the kernel maps hold numbers only).
+fn write_names(path: &std::path::Path, names: &BTreeMap<String, String>) {
+    let tmp = path.with_extension("tmp");
+    let ok = serde_json::to_vec_pretty(names)
+        .map_err(std::io::Error::other)
+        .and_then(|b| std::fs::write(&tmp, b))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = ok {
+        tracing::warn!(path = %path.display(), error = %e, "writing the service names failed");
+    }
 }
 
 /// Forwards every change of a watched kind as a wake-up.
@@ -85,7 +108,13 @@ where
 }
 
 /// Runs until `stop`, the one writer of `dp`'s Service maps.
-pub async fn run(client: kube::Client, mut dp: Dataplane, node: String, stop: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    mut dp: Dataplane,
+    node: String,
+    names_file: std::path::PathBuf,
+    stop: CancellationToken,
+) {
     let changed = Arc::new(Notify::new());
     let (services, svc_writer) = reflector::store::<KubeService>();
     let (slices, eps_writer) = reflector::store::<EndpointSlice>();
@@ -116,7 +145,7 @@ pub async fn run(client: kube::Client, mut dp: Dataplane, node: String, stop: Ca
     let mut first = true;
     loop {
         let started = Instant::now();
-        let want = desired_all(&services, &slices, &node);
+        let (want, names) = desired_all(&services, &slices, &node);
         let mut writes = 0usize;
         if first {
             match dp.list_services() {
@@ -157,6 +186,9 @@ pub async fn run(client: kube::Client, mut dp: Dataplane, node: String, stop: Ca
                 Err(e) => tracing::warn!(frontend = ?f, error = %e, "writing a frontend failed"),
             }
             writes += 1;
+        }
+        if writes > 0 || first {
+            write_names(&names_file, &names);
         }
         if writes > 0 {
             tracing::info!(
