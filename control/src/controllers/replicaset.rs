@@ -19,7 +19,7 @@ use kube::runtime::controller::{self, Action, ReconcileReason, ReconcileRequest}
 use kube::runtime::reflector::{self, ObjectRef, Store, store::WriterDropped};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -1014,15 +1014,9 @@ fn pods_to_delete(
         .iter()
         .map(|p| (on_node.get(node_name(p)).copied().unwrap_or(0), p.clone()))
         .collect();
-    ranked.sort_by(|(ra, a), (rb, b)| {
-        if delete_first(a, *ra, b, *rb, now) {
-            Ordering::Less
-        } else if delete_first(b, *rb, a, *ra, now) {
-            Ordering::Greater
-        } else {
-            Ordering::Equal
-        }
-    });
+    // A key per pod, not a pairwise comparator: upstream's `Less` is not transitive (log-scale
+    // ties broken by uid only when the times differ), which Rust's sort rejects with a panic.
+    ranked.sort_by_cached_key(|(rank, p)| deletion_key(p, *rank, now));
     ranked.into_iter().take(n).map(|(_, p)| p).collect()
 }
 
@@ -1058,78 +1052,40 @@ fn max_restarts(p: &Pod) -> i32 {
         .unwrap_or(0)
 }
 
-/// `t1` is later than `t2`, an unknown time counting as earliest of all.
-fn after_or_zero(t1: Option<jiff::Timestamp>, t2: Option<jiff::Timestamp>) -> bool {
-    match (t1, t2) {
-        (Some(a), Some(b)) => a > b,
-        (a, _) => a.is_none(),
-    }
+/// An age on a log2 scale, so pods of about the same age count as equal (younger: smaller).
+fn log_age(t: jiff::Timestamp, now: jiff::Timestamp) -> i64 {
+    let d = now.duration_since(t).as_nanos();
+    if d > 0 { (d as f64).log2() as i64 } else { -1 }
 }
 
-/// Compares ages on a log2 scale so pods of about the same age count as equal.
-fn log_rank_diff(t1: jiff::Timestamp, t2: jiff::Timestamp, now: jiff::Timestamp) -> i64 {
-    let rank = |t: jiff::Timestamp| {
-        let d = now.duration_since(t).as_nanos();
-        if d > 0 { (d as f64).log2() as i64 } else { -1 }
+/// Upstream `ActivePodsWithRanks.Less` as a sort key (smaller: deleted first): unassigned
+/// before assigned; Pending before Unknown before Running; not ready before ready; lower
+/// deletion cost; more related pods on the node; ready for less time (log scale); more
+/// restarts; newer (log scale); then uid. Equal log-scale buckets fall through to the next
+/// criterion, so the order is total.
+fn deletion_key(
+    p: &Pod,
+    rank: usize,
+    now: jiff::Timestamp,
+) -> (bool, i32, bool, i32, Reverse<usize>, i64, Reverse<i32>, i64, String) {
+    // Unknown times count as the earliest, so their pods go first.
+    let bucket = |t: Option<jiff::Timestamp>| match t {
+        Some(t) => log_age(t, now),
+        None => -2,
     };
-    rank(t1) - rank(t2)
-}
-
-/// Upstream `ActivePodsWithRanks.Less`: whether pod `a` should be deleted before pod `b`.
-fn delete_first(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: jiff::Timestamp) -> bool {
-    // 1. Unassigned before assigned.
-    let (na, nb) = (node_name(a), node_name(b));
-    if na != nb && (na.is_empty() || nb.is_empty()) {
-        return na.is_empty();
-    }
-    // 2. Pending before Unknown before Running.
-    if phase_ordinal(a) != phase_ordinal(b) {
-        return phase_ordinal(a) < phase_ordinal(b);
-    }
-    // 3. Not ready before ready.
-    let (ra, rb) = (util::pod_ready(a), util::pod_ready(b));
-    if ra != rb {
-        return !ra;
-    }
-    // 4. Lower deletion cost first.
-    if deletion_cost(a) != deletion_cost(b) {
-        return deletion_cost(a) < deletion_cost(b);
-    }
-    // 5. Doubled up (more related pods on the node) first.
-    if rank_a != rank_b {
-        return rank_a > rank_b;
-    }
-    let uid_less = || a.metadata.uid < b.metadata.uid;
-    // 6. Ready for less time first (log scale, ties by uid).
-    if ra && rb {
-        let (ta, tb) = (util::ready_since(a), util::ready_since(b));
-        if ta != tb {
-            return match (ta, tb) {
-                (Some(x), Some(y)) => match log_rank_diff(x, y, now) {
-                    0 => uid_less(),
-                    d => d < 0,
-                },
-                _ => after_or_zero(ta, tb),
-            };
-        }
-    }
-    // 7. More container restarts first.
-    if max_restarts(a) != max_restarts(b) {
-        return max_restarts(a) > max_restarts(b);
-    }
-    // 8. Newer first (log scale, ties by uid).
-    let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let (ca, cb) = (created(a), created(b));
-    if ca != cb {
-        return match (ca, cb) {
-            (Some(x), Some(y)) => match log_rank_diff(x, y, now) {
-                0 => uid_less(),
-                d => d < 0,
-            },
-            _ => after_or_zero(ca, cb),
-        };
-    }
-    false
+    let ready = util::pod_ready(p);
+    let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    (
+        !node_name(p).is_empty(),
+        phase_ordinal(p) as i32,
+        ready,
+        deletion_cost(p),
+        Reverse(rank),
+        if ready { bucket(util::ready_since(p)) } else { 0 },
+        Reverse(max_restarts(p)),
+        bucket(created),
+        p.metadata.uid.clone().unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
