@@ -585,6 +585,9 @@ async fn run(args: &Args) -> Result<RunResult> {
     })
 }
 
+/// One phase's time in a run, if it converged.
+type Phase = fn(&RunResult) -> Option<Duration>;
+
 fn secs(d: Option<Duration>) -> String {
     d.map_or("—".to_string(), |d| format!("{:.2}", d.as_secs_f64()))
 }
@@ -613,7 +616,7 @@ async fn main() -> Result<()> {
         results.push(r);
     }
     let n = args.replicas;
-    let rows: [(String, fn(&RunResult) -> Option<Duration>); 6] = [
+    let rows: [(String, Phase); 6] = [
         (format!("(a) all {n} pods exist"), |r| Some(r.created)),
         (format!("(b) all {n} pods bound"), |r| Some(r.bound)),
         (
