@@ -80,9 +80,12 @@ pub async fn start_control(
         .arg("--data-dir")
         .arg(dir.join("control"))
         .args(extra)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("KETCH_BENCH_CONTROL_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(control_log()?)
         .spawn()
         .context("start ketch-control")?;
     let proc = Proc(child);
@@ -100,6 +103,19 @@ pub async fn start_control(
             bail!("ketch-control did not become ready");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Where ketch-control's log goes: `KETCH_BENCH_CONTROL_LOG` (appended to), else nowhere.
+fn control_log() -> Result<Stdio> {
+    match std::env::var_os("KETCH_BENCH_CONTROL_LOG") {
+        Some(p) => Ok(std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .with_context(|| format!("open {}", Path::new(&p).display()))?
+            .into()),
+        None => Ok(Stdio::null()),
     }
 }
 
