@@ -1067,7 +1067,17 @@ fn deletion_key(
     p: &Pod,
     rank: usize,
     now: jiff::Timestamp,
-) -> (bool, i32, bool, i32, Reverse<usize>, i64, Reverse<i32>, i64, String) {
+) -> (
+    bool,
+    i32,
+    bool,
+    i32,
+    Reverse<usize>,
+    i64,
+    Reverse<i32>,
+    i64,
+    String,
+) {
     // Unknown times count as the earliest, so their pods go first.
     let bucket = |t: Option<jiff::Timestamp>| match t {
         Some(t) => log_age(t, now),
@@ -1081,7 +1091,11 @@ fn deletion_key(
         ready,
         deletion_cost(p),
         Reverse(rank),
-        if ready { bucket(util::ready_since(p)) } else { 0 },
+        if ready {
+            bucket(util::ready_since(p))
+        } else {
+            0
+        },
         Reverse(max_restarts(p)),
         bucket(created),
         p.metadata.uid.clone().unwrap_or_default(),
@@ -1186,6 +1200,31 @@ mod tests {
             Arc::new(crashy),
         ];
         assert_eq!(names(&pods_to_delete(&pods, &pods, 1, now)), vec!["crashy"]);
+    }
+
+    #[test]
+    fn scale_down_of_many_pods_ready_within_seconds_orders_them_totally() {
+        // 1,000 pods made ready and created within a few seconds of each other, many in the
+        // same second: a non-transitive comparator made the sort panic here.
+        let now = now();
+        let pods: Vec<Arc<Pod>> = (0..1000)
+            .map(|i| {
+                pod(
+                    &format!("p{i:04}"),
+                    &format!("n{}", i % 7),
+                    "Running",
+                    Some(100 + (i * 7919 % 13) as i64),
+                    200 + (i * 104729 % 11) as i64,
+                )
+            })
+            .collect();
+        let order = pods_to_delete(&pods, &pods, 500, now);
+        assert_eq!(order.len(), 500);
+        // Deterministic: the same input gives the same choice.
+        assert_eq!(
+            names(&order),
+            names(&pods_to_delete(&pods, &pods, 500, now))
+        );
     }
 
     #[test]
