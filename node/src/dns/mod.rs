@@ -5,7 +5,6 @@
 
 pub mod zone;
 
-use futures::StreamExt;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, CNAME, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -13,7 +12,6 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,31 +103,6 @@ fn rebuild(zone: &RwLock<Zone>, domain: &str, svcs: &Store<Service>, eps: &Store
     }
 }
 
-fn follow<K>(
-    api: Api<K>,
-    writer: reflector::store::Writer<K>,
-    changed: Arc<Notify>,
-) -> impl std::future::Future<Output = ()>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .for_each(move |ev| {
-            if let Err(e) = ev {
-                tracing::warn!(error = %e, "DNS watch failed; retrying");
-            }
-            changed.notify_one();
-            futures::future::ready(())
-        })
-}
-
 async fn serve_udp(sock: UdpSocket, zone: Arc<RwLock<Zone>>) {
     let mut buf = vec![0u8; 4096];
     loop {
@@ -193,12 +166,12 @@ pub async fn run(
     let (svcs, svc_writer) = reflector::store::<Service>();
     let (eps, eps_writer) = reflector::store::<EndpointSlice>();
     let tasks = [
-        tokio::spawn(follow(
+        tokio::spawn(crate::proxy::follow(
             Api::<Service>::all(client.clone()),
             svc_writer,
             changed.clone(),
         )),
-        tokio::spawn(follow(
+        tokio::spawn(crate::proxy::follow(
             Api::<EndpointSlice>::all(client),
             eps_writer,
             changed.clone(),

@@ -81,8 +81,9 @@ fn write_names(path: &std::path::Path, names: &BTreeMap<String, String>) {
     }
 }
 
-/// Forwards every change of a watched kind as a wake-up.
-fn follow<K>(
+/// Keeps `writer`'s store following `api` and wakes `changed` on every event (shared with
+/// the DNS server, which follows the same kinds).
+pub(crate) fn follow<K>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
     changed: Arc<Notify>,
@@ -100,7 +101,7 @@ where
         .default_backoff()
         .for_each(move |ev| {
             if let Err(e) = ev {
-                tracing::warn!(error = %e, "service/endpoint watch failed; retrying");
+                tracing::warn!(error = %e, "watch failed; retrying");
             }
             changed.notify_one();
             futures::future::ready(())
