@@ -94,6 +94,42 @@ enum Cmd {
         #[arg(long)]
         node: Option<String>,
     },
+    /// Run a command as one of a node's own processes (like `docker exec` into a kind node): in
+    /// the node's network namespace and its cgroup, where the Service programs apply.
+    NodeExec {
+        #[arg(long, default_value = "/var/lib/ketch")]
+        state_dir: PathBuf,
+        /// The node (`ketch status` lists them).
+        node: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// Becomes `command` inside node `name`: joins `<node cgroup>/host` (so connect() to a
+/// ClusterIP is translated as for the node's pods), enters its network namespace, execs.
+fn node_exec(dir: &Path, name: &str, command: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let st = state::load(dir)?
+        .with_context(|| format!("no cluster in {} (ketch up first)", dir.display()))?;
+    let n = st
+        .nodes
+        .iter()
+        .find(|n| n.name == name)
+        .with_context(|| format!("no node {name} in this cluster"))?;
+    let cgroup = ketch_node::dataplane::cgroup::node_cgroup(&nodes::cgroup_parent(n))
+        .context("no cgroup2 mount on this machine")?;
+    ketch_node::dataplane::cgroup::join_node_cgroup(&cgroup, "host")
+        .with_context(|| format!("join the cgroup of {name}"))?;
+    let ns = std::fs::File::open(Path::new("/run/netns").join(&n.netns))
+        .with_context(|| format!("open the network namespace of {name}"))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("enter the network namespace of {name}"))?;
+    let (prog, args) = command.split_first().context("no command")?;
+    // exec only returns on failure.
+    let err = std::process::Command::new(prog).args(args).exec();
+    Err(anyhow::Error::new(err).context(format!("run {prog}")))
 }
 
 /// Prints every node's pinned Service maps (through `ketch-node --show-bpf`).
@@ -182,6 +218,11 @@ fn run() -> Result<()> {
             state_dir,
             node,
         } => bpf(&state_dir, &what, node.as_deref()),
+        Cmd::NodeExec {
+            state_dir,
+            node,
+            command,
+        } => node_exec(&state_dir, &node, &command),
     }
 }
 

@@ -203,6 +203,41 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no process {process}")) as i32
     }
 
+    /// Runs `cmd` as one of `node`'s own processes (`ketch node-exec`).
+    fn node_exec(&self, node: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["node-exec", "--state-dir", &self.state, node, "--"];
+        args.extend_from_slice(cmd);
+        ketch(&args)
+    }
+
+    /// `(hostname, client address)` as an echo pod saw a request for `url`, fetched from `pod`.
+    fn who(&self, pod: &str, url: &str) -> Option<(String, String)> {
+        let out = self.exec(pod, &["timeout", "5", "wget", "-qO-", url]);
+        who_said(&out)
+    }
+
+    /// How many backends node `node`'s kernel holds for the frontend `label`
+    /// (`10.96.0.7:80/TCP`), per `ketch bpf services`.
+    fn backends_in_kernel(&self, node: &str, label: &str) -> Option<usize> {
+        let out = ketch(&[
+            "bpf",
+            "services",
+            "--state-dir",
+            &self.state,
+            "--node",
+            node,
+        ]);
+        let shown = text(&out.stdout);
+        let line = shown
+            .lines()
+            .find(|l| l.starts_with(&format!("{label} ")))?;
+        Some(if line.contains("(none: refused)") {
+            0
+        } else {
+            line.matches(", ").count() + 1
+        })
+    }
+
     fn node_dir(&self, node: &str) -> PathBuf {
         self.dir.path().join("nodes").join(node)
     }
@@ -220,6 +255,44 @@ impl Cluster {
         assert!(out.status.success(), "ctr: {}", text(&out.stderr));
         text(&out.stdout).lines().map(String::from).collect()
     }
+}
+
+/// Parses the `/cgi-bin/who` answer of an echo pod.
+fn who_said(out: &Output) -> Option<(String, String)> {
+    let body = text(&out.stdout);
+    let mut words = body.split_whitespace();
+    match (out.status.success(), words.next(), words.next()) {
+        (true, Some(host), Some(addr)) if host.starts_with("echo-") => {
+            // httpd listens on a dual-stack socket: `[::ffff:10.0.0.1]`.
+            let addr = addr.trim_start_matches("[::ffff:").trim_end_matches(']');
+            Some((host.to_string(), addr.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Sends a line on a long-lived connection and waits for its echo.
+fn echo_line(w: &mut impl Write, lines: &std::sync::mpsc::Receiver<String>, msg: &str) {
+    writeln!(w, "{msg}").expect("write to the connection");
+    w.flush().expect("flush");
+    let got = lines
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("no echo of {msg:?}: {e}"));
+    assert_eq!(got, msg);
+}
+
+/// The lines `r` yields, on a channel (so a reader can wait with a ceiling).
+fn line_channel(r: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 fn is_ready(p: &Value) -> bool {
@@ -482,8 +555,102 @@ apiVersion: v1
 kind: Service
 metadata: {name: empty}
 spec:
+  type: NodePort
   selector: {app: nothing-has-this}
   ports: [{port: 80}]
+"#;
+
+/// Pods that say who they are and who asked (CGI `/cgi-bin/who`: `<hostname> <client address>`),
+/// echo TCP lines on 7000, and are ready while /tmp/ready exists; Services over them: plain,
+/// sticky (ClientIP affinity), NodePort with externalTrafficPolicy Local, NodePort for the echo.
+const ECHO: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: echo-cgi}
+data:
+  who: |
+    #!/bin/sh
+    echo "Content-Type: text/plain"
+    echo
+    echo "$(hostname) $REMOTE_ADDR"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: http
+        image: localhost/busybox:latest
+        command: ["sh", "-c", "touch /tmp/ready && exec httpd -f -p 80 -h /www"]
+        volumeMounts: [{name: cgi, mountPath: /www/cgi-bin}]
+        readinessProbe:
+          exec: {command: [cat, /tmp/ready]}
+          periodSeconds: 1
+          failureThreshold: 1
+      - name: tcp-echo
+        image: localhost/busybox:latest
+        command: ["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]
+      volumes:
+      - name: cgi
+        configMap: {name: echo-cgi, defaultMode: 0755}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: echo}
+  ports: [{name: http, port: 80}, {name: tcp-echo, port: 7000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo-sticky}
+spec:
+  selector: {app: echo}
+  sessionAffinity: ClientIP
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo-local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: echo}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo-np}
+spec:
+  type: NodePort
+  selector: {app: echo}
+  ports: [{port: 7000}]
+"#;
+
+/// A UDP Service without selector whose endpoints are the nodes' cluster DNS servers.
+const NODE_DNS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: node-dns}
+spec:
+  ports: [{name: dns, port: 53, protocol: UDP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: node-dns-1
+  labels: {kubernetes.io/service-name: node-dns}
+addressType: IPv4
+ports: [{name: dns, port: 53, protocol: UDP}]
+endpoints:
+- {addresses: [NODE1], conditions: {ready: true}}
+- {addresses: [NODE2], conditions: {ready: true}}
 "#;
 
 /// Burstable, and far over its request once it filled its memory-backed volume.
@@ -721,6 +888,231 @@ fn two_node_cluster_runs_real_pods() {
         }
     }
 
+    // The empty Service's NodePort refuses at once on every node too (the stack answers: RST).
+    let empty_np = c.json(&["get", "svc", "empty"])["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .expect("nodePort");
+    for i in [1, 2] {
+        let url = format!("http://{}:{empty_np}/", net().node_ip(i));
+        wait(&format!("{url} refuses"), || {
+            let out = Command::new("timeout")
+                .args(["5", "busybox", "wget", "-qO-", &url])
+                .output()
+                .expect("busybox");
+            text(&out.stderr).contains("refused").then_some(())
+        });
+    }
+
+    // --- Service semantics: spread over 3, UDP, the nodes' own processes, session affinity,
+    // externalTrafficPolicy Local, readiness, scaling; and the agent's metrics.
+    c.apply(ECHO);
+    c.apply(
+        &NODE_DNS
+            .replace("NODE1", &net().node_ip(1))
+            .replace("NODE2", &net().node_ip(2)),
+    );
+    let echo = wait("3 echo pods Running and Ready", || {
+        let pods = c.pods("app=echo");
+        (pods.len() == 3
+            && pods
+                .iter()
+                .all(|p| p["status"]["phase"] == "Running" && is_ready(p)))
+        .then_some(pods)
+    });
+    let ip_of =
+        |svc: &str| str_of(&c.json(&["get", "svc", svc]), &["spec", "clusterIP"]).to_string();
+    let node_port = |svc: &str| {
+        c.json(&["get", "svc", svc])["spec"]["ports"][0]["nodePort"]
+            .as_i64()
+            .expect("nodePort")
+    };
+    let (echo_ip, sticky_ip, dns_ip) = (ip_of("echo"), ip_of("echo-sticky"), ip_of("node-dns"));
+    let (local_np, echo_np) = (node_port("echo-local"), node_port("echo-np"));
+    let who_url = format!("http://{echo_ip}/cgi-bin/who");
+    let client_on = |node: &str| -> String {
+        web.iter()
+            .find(|p| str_of(p, &["spec", "nodeName"]) == node)
+            .map(|p| str_of(p, &["metadata", "name"]).to_string())
+            .expect("a web pod on the node")
+    };
+    for i in [1, 2] {
+        let node = net().node(i);
+        let client = client_on(&node);
+        // Load spreads: every one of the 3 backends answers, and sees the pod's own address
+        // (translated at connect(): no SNAT east-west).
+        let client_ip = str_of(&c.pod(&client), &["status", "podIP"]).to_string();
+        let mut hosts = std::collections::BTreeSet::new();
+        wait(
+            &format!("all 3 echo pods answer {client} on {node}"),
+            || {
+                if let Some((host, addr)) = c.who(&client, &who_url) {
+                    assert_eq!(addr, client_ip, "the backend sees the client pod's address");
+                    hosts.insert(host);
+                }
+                (hosts.len() == 3).then_some(())
+            },
+        );
+        // UDP through a ClusterIP from a pod: DNS queries to a Service whose endpoints are the
+        // nodes' DNS servers; the answer comes back from the ClusterIP.
+        wait(&format!("UDP ClusterIP from {client} on {node}"), || {
+            let out = c.exec(
+                &client,
+                &[
+                    "timeout",
+                    "10",
+                    "nslookup",
+                    "web.default.svc.cluster.local",
+                    &dns_ip,
+                ],
+            );
+            (out.status.success() && text(&out.stdout).contains(&cluster_ip)).then_some(())
+        });
+        // The node's own processes: TCP by ClusterIP; a name through the cluster DNS by UDP to
+        // its ClusterIP (the host's resolv.conf does not know the cluster, as on a kubeadm
+        // node); TCP to the address it gave.
+        wait(&format!("TCP ClusterIP from a process of {node}"), || {
+            let out = c.node_exec(
+                &node,
+                &["timeout", "5", "busybox", "wget", "-qO-", &who_url],
+            );
+            who_said(&out).map(|_| ())
+        });
+        let out = c.node_exec(
+            &node,
+            &[
+                "timeout",
+                "10",
+                "busybox",
+                "nslookup",
+                "web.default.svc.cluster.local",
+                &dns_ip,
+            ],
+        );
+        assert!(
+            out.status.success() && text(&out.stdout).contains(&cluster_ip),
+            "UDP ClusterIP from a process of {node}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let out = c.node_exec(
+            &node,
+            &[
+                "timeout",
+                "5",
+                "busybox",
+                "wget",
+                "-qO-",
+                &format!("http://{cluster_ip}/"),
+            ],
+        );
+        assert!(
+            text(&out.stdout).starts_with("hello from web-"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    // sessionAffinity: ClientIP sticks to one backend.
+    let client = client_on(&net().node(1));
+    let sticky_url = format!("http://{sticky_ip}/cgi-bin/who");
+    let first = wait("the sticky Service answers", || c.who(&client, &sticky_url));
+    for _ in 0..8 {
+        let again = c
+            .who(&client, &sticky_url)
+            .expect("the sticky Service answers");
+        assert_eq!(again.0, first.0, "sessionAffinity ClientIP sticks");
+    }
+
+    // externalTrafficPolicy Local: the backend sees the real client (the root namespace's
+    // address on the bridge) and is on the node that was asked.
+    for i in [1, 2] {
+        let node = net().node(i);
+        let local: Vec<String> = echo
+            .iter()
+            .filter(|p| str_of(p, &["spec", "nodeName"]) == node)
+            .map(|p| str_of(p, &["metadata", "name"]).to_string())
+            .collect();
+        if local.is_empty() {
+            continue;
+        }
+        let url = format!("http://{}:{local_np}/cgi-bin/who", net().node_ip(i));
+        let (host, addr) = wait(&format!("{url} from the root namespace"), || {
+            let out = Command::new("timeout")
+                .args(["5", "busybox", "wget", "-qO-", &url])
+                .output()
+                .expect("busybox");
+            who_said(&out)
+        });
+        assert!(local.contains(&host), "{host} is not on {node}: {local:?}");
+        assert_eq!(addr, net().gateway, "the client address is preserved");
+    }
+
+    // A pod failing readiness stops receiving new connections.
+    let victim = str_of(&echo[0], &["metadata", "name"]).to_string();
+    let echo80 = format!("{echo_ip}:80/TCP");
+    c.ok(&["exec", &victim, "-c", "http", "--", "rm", "/tmp/ready"]);
+    wait(&format!("{victim} out of the kernel's backends"), || {
+        (c.backends_in_kernel(&net().node(1), &echo80) == Some(2)).then_some(())
+    });
+    for _ in 0..12 {
+        let (host, _) = c
+            .who(&client, &who_url)
+            .expect("the ready echo pods answer");
+        assert_ne!(host, victim, "a pod that is not ready got a new connection");
+    }
+    c.ok(&["exec", &victim, "-c", "http", "--", "touch", "/tmp/ready"]);
+
+    // Scaling to 5 and to 1 is followed.
+    c.ok(&["scale", "deploy", "echo", "--replicas", "5"]);
+    let mut hosts = std::collections::BTreeSet::new();
+    wait("5 echo pods answer through the ClusterIP", || {
+        if let Some((host, _)) = c.who(&client, &who_url) {
+            hosts.insert(host);
+        }
+        (hosts.len() == 5).then_some(())
+    });
+    c.ok(&["scale", "deploy", "echo", "--replicas", "1"]);
+    let last = wait("one echo pod left", || {
+        let alive: Vec<String> = c
+            .pods("app=echo")
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| str_of(p, &["metadata", "name"]).to_string())
+            .collect();
+        (alive.len() == 1).then(|| alive[0].clone())
+    });
+    wait("one backend in the kernel", || {
+        (c.backends_in_kernel(&net().node(1), &echo80) == Some(1)).then_some(())
+    });
+    for _ in 0..8 {
+        let (host, _) = c.who(&client, &who_url).expect("the last echo pod answers");
+        assert_eq!(host, last, "only the remaining pod gets connections");
+    }
+
+    // The agent's metrics: programming latency as kube-proxy names it, the programs' counters.
+    let out = c.node_exec(
+        &net().node(1),
+        &[
+            "timeout",
+            "5",
+            "busybox",
+            "wget",
+            "-qO-",
+            "http://127.0.0.1:10249/metrics",
+        ],
+    );
+    let metrics = text(&out.stdout);
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kubeproxy_network_programming_duration_seconds_count "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no programming duration: {metrics}{}", text(&out.stderr)));
+    assert!(count > 0.0, "{metrics}");
+    assert!(
+        metrics.contains("ketch_dataplane_events_total{event=\"nodeport_new\"}"),
+        "{metrics}"
+    );
+
     // --- kubectl logs (also -f) and exec (non-interactive, -i with stdin, -it with a tty).
     c.running("talker");
     let logs = wait("talker's first lines", || {
@@ -914,7 +1306,43 @@ fn two_node_cluster_runs_real_pods() {
         v
     };
     let before_kill = containers(&c.pods("app=web"));
+    // Long-lived connections through node 1's dataplane: a process of node 1 to the echo
+    // ClusterIP (translated at connect()), and the root namespace to node 1's NodePort
+    // (per packet, with connection tracking in a pinned map).
+    let mut nc = Command::new(env!("CARGO_BIN_EXE_ketch"))
+        .args(["node-exec", "--state-dir", &c.state, &net().node(1), "--"])
+        .args(["busybox", "nc", &echo_ip, "7000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ketch node-exec nc");
+    let mut nc_in = nc.stdin.take().expect("stdin");
+    let nc_out = line_channel(nc.stdout.take().expect("stdout"));
+    echo_line(&mut nc_in, &nc_out, "ClusterIP before");
+    let np_addr = format!("{}:{echo_np}", net().node_ip(1));
+    let np_conn = wait("a NodePort connection to the echo", || {
+        std::net::TcpStream::connect(&np_addr).ok()
+    });
+    let np_out = line_channel(np_conn.try_clone().expect("clone"));
+    let mut np_in = np_conn;
+    echo_line(&mut np_in, &np_out, "NodePort before");
     kill9(c.pid(&format!("ketch-node-{}", net().node(1))));
+    // The agent is gone: open connections keep flowing, and new ones are still translated.
+    echo_line(&mut nc_in, &nc_out, "ClusterIP while the agent is dead");
+    echo_line(&mut np_in, &np_out, "NodePort while the agent is dead");
+    let out = c.node_exec(
+        &net().node(1),
+        &["timeout", "5", "busybox", "wget", "-qO-", &who_url],
+    );
+    assert!(
+        who_said(&out).is_some(),
+        "new ClusterIP connection: {}",
+        text(&out.stderr)
+    );
+    let mut fresh = std::net::TcpStream::connect(&np_addr).expect("new NodePort connection");
+    let fresh_out = line_channel(fresh.try_clone().expect("clone"));
+    echo_line(&mut fresh, &fresh_out, "new NodePort connection");
+    drop(fresh);
     let out = c.exec(
         &n2_pod,
         &["timeout", "10", "wget", "-qO-", &format!("http://{n1_ip}/")],
@@ -955,6 +1383,17 @@ fn two_node_cluster_runs_real_pods() {
         log.contains("adopted the pods already running"),
         "the agent says it adopted pods"
     );
+    // The new agent took over the pinned maps without a flush: the same connections go on.
+    echo_line(&mut nc_in, &nc_out, "ClusterIP after the restart");
+    echo_line(&mut np_in, &np_out, "NodePort after the restart");
+    drop(np_in);
+    drop(nc_in);
+    let _ = nc.kill();
+    let _ = nc.wait();
+    c.ok(&["delete", "deploy", "echo", "--wait=true"]);
+    wait("the echo pods gone", || {
+        c.pods("app=echo").is_empty().then_some(())
+    });
 
     // --- a node stopped for good: its pods are recreated on the other node.
     kill9(c.pid(&format!("ketch-node-{}", net().node(2))));

@@ -190,12 +190,29 @@ fn dataplane_nodeport_translation_in_the_kernel() {
         assert_eq!((ret, &out), (TC_ACT_UNSPEC, &f), "{prog} {dst}");
     }
 
-    // A frontend without backends drops and counts.
-    let before = dp.stat(stats::NP_NO_BACKEND_DROP).expect("stat");
+    // A frontend without backends goes on untouched to the stack, which refuses it (no socket
+    // on the node port: RST or ICMP port unreachable), and is counted.
+    let before = dp.stat(stats::NP_NO_BACKEND_REFUSED).expect("stat");
     let f = frame(Protocol::Tcp, client, SocketAddrV4::new(NODE, 30099), b"");
+    assert_eq!(run(&mut dp, programs::TC_INGRESS, &f), (TC_ACT_UNSPEC, f));
+    assert_eq!(
+        dp.stat(stats::NP_NO_BACKEND_REFUSED).expect("stat"),
+        before + 1
+    );
+    // externalTrafficPolicy Local with backends only on other nodes: dropped, as kube-proxy
+    // does, and counted apart.
+    let mut local = nodeport(
+        30098,
+        Protocol::Tcp,
+        vec![backend("10.244.2.7:8080", false)],
+    );
+    local.external_traffic_local = true;
+    dp.upsert_service(&local).expect("upsert local-policy");
+    let before = dp.stat(stats::NP_NO_LOCAL_BACKEND_DROP).expect("stat");
+    let f = frame(Protocol::Tcp, client, SocketAddrV4::new(NODE, 30098), b"");
     assert_eq!(run(&mut dp, programs::TC_INGRESS, &f).0, TC_ACT_SHOT);
     assert_eq!(
-        dp.stat(stats::NP_NO_BACKEND_DROP).expect("stat"),
+        dp.stat(stats::NP_NO_LOCAL_BACKEND_DROP).expect("stat"),
         before + 1
     );
 

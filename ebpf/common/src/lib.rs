@@ -243,24 +243,28 @@ pub struct NodeConfig {
 pub mod stats {
     pub const NP_NEW: u32 = 0;
     pub const NP_TRANSLATED: u32 = 1;
-    pub const NP_NO_BACKEND_DROP: u32 = 2;
+    /// Passed to the stack, which refuses it (RST / ICMP port unreachable).
+    pub const NP_NO_BACKEND_REFUSED: u32 = 2;
     pub const NP_SNAT_NO_PORT_DROP: u32 = 3;
     pub const NP_REVNAT: u32 = 4;
     pub const SOCK_TRANSLATED: u32 = 5;
     pub const SOCK_NO_BACKEND: u32 = 6;
     pub const SOCK_REVNAT: u32 = 7;
     pub const CT_INSERT_FAIL: u32 = 8;
+    /// externalTrafficPolicy Local without a backend on this node.
+    pub const NP_NO_LOCAL_BACKEND_DROP: u32 = 9;
     pub const COUNT: u32 = 16;
-    pub const NAMES: [&str; 9] = [
+    pub const NAMES: [&str; 10] = [
         "nodeport_new",
         "nodeport_translated",
-        "nodeport_no_backend_drop",
+        "nodeport_no_backend_refused",
         "nodeport_snat_no_port_drop",
         "nodeport_revnat",
         "sock_translated",
         "sock_no_backend",
         "sock_revnat",
         "ct_insert_fail",
+        "nodeport_no_local_backend_drop",
     ];
 }
 

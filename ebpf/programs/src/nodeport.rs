@@ -10,8 +10,12 @@
 //! Egress: replies of backends on this node (not SNAT-ed) get the frontend back as source.
 //!
 //! Return values: `TC_ACT_UNSPEC` for packets that are not ours (the next program, or the
-//! stack, decides), `TC_ACT_OK` for translated ones, `TC_ACT_SHOT` for a frontend without
-//! backends (counted).
+//! stack, decides), `TC_ACT_OK` for translated ones. A frontend without backends is refused at
+//! once, as kube-proxy's REJECT does: the packet goes on to the stack untouched, which has no
+//! socket on the node port and answers with a TCP RST or an ICMP port unreachable (counted).
+//! With externalTrafficPolicy Local and no backend on this node the packet is dropped
+//! (`TC_ACT_SHOT`, counted), as kube-proxy drops it, so that load balancers' health checks and
+//! not clients see the difference.
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_OK, TC_ACT_SHOT, TC_ACT_UNSPEC},
@@ -129,8 +133,12 @@ fn handle(ctx: &TcContext, ingress: bool) -> Result<i32, i64> {
         return Ok(TC_ACT_UNSPEC);
     };
     let Some((backend_id, b)) = lb::select_backend(&skey, &svc, p.saddr as u64) else {
-        lb::count(stats::NP_NO_BACKEND_DROP);
-        return Ok(TC_ACT_SHOT);
+        if svc.flags & svc_flags::EXT_LOCAL != 0 {
+            lb::count(stats::NP_NO_LOCAL_BACKEND_DROP);
+            return Ok(TC_ACT_SHOT);
+        }
+        lb::count(stats::NP_NO_BACKEND_REFUSED);
+        return Ok(TC_ACT_UNSPEC);
     };
     let cfg = lb::config();
     let snat = b.flags & backend_flags::LOCAL == 0

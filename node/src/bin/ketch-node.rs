@@ -81,6 +81,10 @@ struct Args {
     /// Port of the cluster DNS served on --node-ip (UDP and TCP); 0: none.
     #[arg(long, default_value_t = 53)]
     dns_port: u16,
+    /// Where `/metrics` (Prometheus text) is served over plain HTTP, as kube-proxy's flag;
+    /// empty: nowhere.
+    #[arg(long, default_value = "127.0.0.1:10249")]
+    metrics_bind_address: String,
 }
 
 /// Service names by frontend, written by the proxy for `--show-bpf`.
@@ -278,6 +282,14 @@ fn run() -> Result<()> {
         .clone()
         .context("--kubeconfig is required")?;
     let dns_port = args.dns_port;
+    let metrics_addr: Option<std::net::SocketAddr> = match args.metrics_bind_address.as_str() {
+        "" => None,
+        a => Some(
+            a.parse()
+                .with_context(|| format!("--metrics-bind-address {a}: not an address:port"))?,
+        ),
+    };
+    let metrics = std::sync::Arc::new(ketch_node::metrics::Metrics::new(cfg.root_dir.join("bpf")));
     let dataplane = open_dataplane(args.nodeport_interface.clone(), &cfg, bpf_object)?;
     rt.block_on(async move {
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
@@ -305,11 +317,18 @@ fn run() -> Result<()> {
                 }
             });
         }
-        tokio::spawn(ketch_node::proxy::run(
+        if let Some(addr) = metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr} for metrics"))?;
+            tokio::spawn(ketch_node::metrics::serve(listener, metrics.clone()));
+        }
+        tokio::spawn(ketch_node::proxy::run_with_metrics(
             client.clone(),
             dataplane,
             cfg.node_name.clone(),
             cfg.root_dir.join(NAMES_FILE),
+            metrics.proxy.clone(),
             stop.clone(),
         ));
         kubelet::run(cfg, client, stop)

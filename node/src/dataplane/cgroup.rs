@@ -50,6 +50,6 @@ pub fn join_node_cgroup(node_cgroup: &Path, leaf: &str) -> Result<PathBuf, Datap
     std::fs::create_dir_all(&dir).map_err(err)?;
     // "0" means the writing process.
     std::fs::write(dir.join("cgroup.procs"), "0").map_err(err)?;
-    tracing::info!(cgroup = %dir.display(), "agent joined the node cgroup");
+    tracing::info!(cgroup = %dir.display(), "joined the node cgroup");
     Ok(dir)
 }

@@ -1,7 +1,7 @@
 //! Readers of the kernel's state for a CLI: conntrack, affinity and counters.
 
 use super::{Dataplane, DataplaneError, Protocol};
-use aya::maps::{HashMap, MapData};
+use aya::maps::{HashMap, MapData, PerCpuArray};
 use ketch_ebpf_common::{self as abi, maps};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -103,6 +103,19 @@ pub(super) fn read_affinity(affinity: &AffinityMap) -> Result<Vec<AffinityEntry>
     Ok(out)
 }
 
+pub(super) fn read_stats(
+    stats: &PerCpuArray<MapData, u64>,
+) -> Result<Vec<(&'static str, u64)>, DataplaneError> {
+    let mut out = Vec::new();
+    for (i, name) in abi::stats::NAMES.iter().enumerate() {
+        let v = stats
+            .get(&(i as u32), 0)
+            .map_err(|e| DataplaneError::map(maps::STATS, e))?;
+        out.push((*name, v.iter().sum()));
+    }
+    Ok(out)
+}
+
 impl Dataplane {
     pub fn conntrack(&self) -> Result<Vec<CtEntry>, DataplaneError> {
         read_conntrack(&self.ct)
@@ -118,15 +131,7 @@ impl Dataplane {
 
     /// Counters summed over CPUs, by name (`stats::NAMES` of ebpf/common).
     pub fn stats(&self) -> Result<Vec<(&'static str, u64)>, DataplaneError> {
-        let mut out = Vec::new();
-        for (i, name) in abi::stats::NAMES.iter().enumerate() {
-            let v = self
-                .stats
-                .get(&(i as u32), 0)
-                .map_err(|e| DataplaneError::map(maps::STATS, e))?;
-            out.push((*name, v.iter().sum()));
-        }
-        Ok(out)
+        read_stats(&self.stats)
     }
 
     /// One counter, summed over CPUs.

@@ -1,9 +1,9 @@
 //! A read-only look at a node's pinned maps, for `ketch bpf …`: opens the pins without loading
 //! or attaching anything, so it never disturbs the running agent.
 
-use super::tables::{BackendEntry, CtEntry, read_backends, read_conntrack};
+use super::tables::{BackendEntry, CtEntry, read_backends, read_conntrack, read_stats};
 use super::{DataplaneError, ServiceEntry, read_services};
-use aya::maps::{HashMap, Map, MapData};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray};
 use ketch_ebpf_common::{self as abi, maps};
 use std::path::Path;
 
@@ -11,6 +11,7 @@ pub struct Pinned {
     services: HashMap<MapData, abi::ServiceKey, abi::ServiceValue>,
     backends: HashMap<MapData, u32, abi::Backend>,
     ct: HashMap<MapData, abi::CtKey, abi::CtValue>,
+    stats: PerCpuArray<MapData, u64>,
 }
 
 fn pinned<T>(dir: &Path, name: &'static str) -> Result<T, DataplaneError>
@@ -30,6 +31,7 @@ impl Pinned {
             services: pinned(&dir, maps::SERVICES)?,
             backends: pinned(&dir, maps::BACKENDS)?,
             ct: pinned(&dir, maps::CONNTRACK)?,
+            stats: pinned(&dir, maps::STATS)?,
         })
     }
 
@@ -43,5 +45,10 @@ impl Pinned {
 
     pub fn conntrack(&self) -> Result<Vec<CtEntry>, DataplaneError> {
         read_conntrack(&self.ct)
+    }
+
+    /// The programs' counters summed over CPUs, by name.
+    pub fn stats(&self) -> Result<Vec<(&'static str, u64)>, DataplaneError> {
+        read_stats(&self.stats)
     }
 }

@@ -8,6 +8,7 @@
 pub mod desired;
 
 use crate::dataplane::{Dataplane, Frontend, Service};
+use crate::metrics::ProxyMetrics;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service as KubeService;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -21,6 +22,54 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Set by the endpointslice controller: the earliest change (pod readiness, service creation)
+/// this version of the slice reflects.
+const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+/// Which EndpointSlice versions were already programmed, to time the new ones once
+/// (`network_programming_duration_seconds`, as kube-proxy measures it).
+struct TriggerTimes {
+    /// Changes from before the agent started are not its latency.
+    started: jiff::Timestamp,
+    seen: HashMap<(String, String), String>,
+}
+
+impl TriggerTimes {
+    fn new() -> Self {
+        TriggerTimes {
+            started: jiff::Timestamp::now(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The trigger times of the slices that changed since the last call (a slice seen for the
+    /// first time counts as changed when its trigger time is after the agent started).
+    fn programmed(&mut self, slices: &Store<EndpointSlice>) -> Vec<jiff::Timestamp> {
+        let mut out = Vec::new();
+        let mut seen = HashMap::with_capacity(self.seen.len());
+        for s in slices.state() {
+            let key = (
+                s.metadata.namespace.clone().unwrap_or_default(),
+                s.metadata.name.clone().unwrap_or_default(),
+            );
+            let rv = s.metadata.resource_version.clone().unwrap_or_default();
+            if self.seen.get(&key) != Some(&rv)
+                && let Some(t) = s
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(LAST_CHANGE_TRIGGER_TIME))
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                && t >= self.started
+            {
+                out.push(t);
+            }
+            seen.insert(key, rv);
+        }
+        self.seen = seen;
+        out
+    }
+}
 
 /// How a frontend is written in the names file (`10.96.0.20:80/TCP`).
 pub fn frontend_label(f: &Frontend) -> String {
@@ -108,12 +157,25 @@ where
         })
 }
 
-/// Runs until `stop`, the one writer of `dp`'s Service maps.
+/// Runs until `stop`, the one writer of `dp`'s Service maps (metrics kept but not exported).
 pub async fn run(
+    client: kube::Client,
+    dp: Dataplane,
+    node: String,
+    names_file: std::path::PathBuf,
+    stop: CancellationToken,
+) {
+    let metrics = Arc::new(ProxyMetrics::default());
+    run_with_metrics(client, dp, node, names_file, metrics, stop).await
+}
+
+/// [`run`], recording into `metrics`.
+pub async fn run_with_metrics(
     client: kube::Client,
     mut dp: Dataplane,
     node: String,
     names_file: std::path::PathBuf,
+    metrics: Arc<ProxyMetrics>,
     stop: CancellationToken,
 ) {
     let changed = Arc::new(Notify::new());
@@ -143,6 +205,7 @@ pub async fn run(
     }
     // What an earlier agent left in the pinned maps is the starting point, not an empty table.
     let mut applied: HashMap<Frontend, Service> = HashMap::new();
+    let mut triggers = TriggerTimes::new();
     let mut first = true;
     loop {
         let started = Instant::now();
@@ -190,6 +253,12 @@ pub async fn run(
         }
         if writes > 0 || first {
             write_names(&names_file, &names);
+        }
+        metrics.observe_sync(started.elapsed());
+        let now = jiff::Timestamp::now();
+        for t in triggers.programmed(&slices) {
+            let took = now.duration_since(t).as_secs_f64().max(0.0);
+            metrics.network_programming.observe(took);
         }
         if writes > 0 {
             tracing::info!(
