@@ -7,8 +7,8 @@
 //! Object: `$KETCH_EBPF_OBJECT` or `<target dir>/ketch-ebpf.o` (`cargo xtask build-ebpf`).
 
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
-use ketch_ebpf_common::{programs, stats};
-use ketch_node::dataplane::packet::{frame, parse_checked};
+use ketch_ebpf_common::{ct_flags, programs, stats};
+use ketch_node::dataplane::packet::{TCP_ACK, TCP_FIN, frame, parse_checked, tcp_frame};
 use ketch_node::dataplane::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -220,6 +220,36 @@ fn dataplane_nodeport_translation_in_the_kernel() {
     let ct = dp.conntrack().expect("conntrack");
     assert_eq!(ct.len(), 4, "{ct:#?}");
     assert_eq!(ct.iter().filter(|e| e.is_reply()).count(), 2);
+
+    // A FIN marks the TCP connection as closing; expiry then takes its two entries after the
+    // short closing timeout, while the UDP connection stays until its own idle time.
+    let fin = tcp_frame(
+        client,
+        SocketAddrV4::new(NODE, 30080),
+        TCP_FIN | TCP_ACK,
+        b"",
+    );
+    assert_eq!(run(&mut dp, programs::TC_INGRESS, &fin).0, TC_ACT_OK);
+    let ct = dp.conntrack().expect("conntrack");
+    let closing = ct
+        .iter()
+        .filter(|e| e.flags & ct_flags::CLOSING != 0)
+        .collect::<Vec<_>>();
+    assert_eq!(closing.len(), 1, "{ct:#?}");
+    assert_eq!(closing[0].src, client);
+    let t = CtTimeouts::default();
+    let now = monotonic_now_ns();
+    assert_eq!(dp.expire_conntrack(now, &t).expect("expire"), 0);
+    let later = now + t.tcp_closing.as_nanos() as u64 + 1_000_000_000;
+    assert_eq!(dp.expire_conntrack(later, &t).expect("expire"), 2);
+    let ct = dp.conntrack().expect("conntrack");
+    assert!(
+        ct.iter().all(|e| e.proto == Some(Protocol::Udp)) && ct.len() == 2,
+        "{ct:#?}"
+    );
+    let much_later = now + t.udp.as_nanos() as u64 + 1_000_000_000;
+    assert_eq!(dp.expire_conntrack(much_later, &t).expect("expire"), 2);
+    assert!(dp.conntrack().expect("conntrack").is_empty());
 }
 
 #[test]

@@ -183,6 +183,9 @@ pub mod ct_flags {
     pub const SNAT: u16 = 1 << 3;
     /// The entry is handled on egress of the node interface (replies of local backends).
     pub const EGRESS: u16 = 1 << 4;
+    /// A TCP FIN or RST went through this entry: the connection is ending, and the agent's
+    /// garbage collection expires it after a short idle time instead of the established one.
+    pub const CLOSING: u16 = 1 << 5;
 }
 
 /// Key of the session-affinity map. `client` is the client's IPv4 address (NodePort) or the

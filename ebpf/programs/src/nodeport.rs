@@ -41,6 +41,8 @@ const BPF_F_MARK_MANGLED_0: u64 = 1 << 5;
 const SNAT_PORT_MIN: u16 = 61000;
 const SNAT_PORT_MAX: u16 = 65535;
 const SNAT_TRIES: u32 = 8;
+const TCP_FIN: u8 = 0x01;
+const TCP_RST: u8 = 0x04;
 
 #[classifier]
 pub fn ketch_tc_ingress(ctx: TcContext) -> i32 {
@@ -59,6 +61,8 @@ struct Packet {
     sport: u16,
     dport: u16,
     proto: u8,
+    /// TCP flags byte (0 for UDP).
+    tcp_flags: u8,
     l4: usize,
 }
 
@@ -89,6 +93,11 @@ fn parse(ctx: &TcContext) -> Result<Option<Packet>, i64> {
         sport: ctx.load(l4)?,
         dport: ctx.load(l4 + 2)?,
         proto,
+        tcp_flags: if proto == PROTO_TCP {
+            ctx.load(l4 + 13)?
+        } else {
+            0
+        },
         l4,
     }))
 }
@@ -112,6 +121,9 @@ fn handle(ctx: &TcContext, ingress: bool) -> Result<i32, i64> {
         // An entry belongs to one hook; the other one leaves the packet alone.
         if (ct.flags & ct_flags::EGRESS == 0) == ingress {
             ct.last_seen_ns = unsafe { bpf_ktime_get_ns() };
+            if p.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
+                ct.flags |= ct_flags::CLOSING;
+            }
             let v = *ct;
             rewrite(ctx, &p, &v)?;
             lb::count(if v.flags & ct_flags::REPLY != 0 {

@@ -85,6 +85,10 @@ struct Args {
     /// empty: nowhere.
     #[arg(long, default_value = "127.0.0.1:10249")]
     metrics_bind_address: String,
+    /// Entries of the eBPF maps, `services=65536,backends=65536,conntrack=131072,affinity=65536,
+    /// sock-revnat=65536` (any subset). Applies when a map is created: pinned maps keep theirs.
+    #[arg(long, default_value = "")]
+    bpf_map_sizes: ketch_node::dataplane::MapSizes,
 }
 
 /// Service names by frontend, written by the proxy for `--show-bpf`.
@@ -155,7 +159,10 @@ fn show_bpf(root: &std::path::Path, what: &str) -> Result<()> {
                     .proto
                     .map(|p| format!("{p:?}"))
                     .unwrap_or_else(|| "?".into());
-                let dir = if c.is_reply() { "reply" } else { "forward" };
+                let mut dir = if c.is_reply() { "reply" } else { "forward" }.to_string();
+                if c.flags & ketch_ebpf_common::ct_flags::CLOSING != 0 {
+                    dir.push_str(",closing");
+                }
                 println!(
                     "{proto:<5} {:<22} {:<22} {:<22} {:<22} {:<8} {dir}",
                     c.src.to_string(),
@@ -186,6 +193,7 @@ fn open_dataplane(
     interface: Option<String>,
     cfg: &KubeletConfig,
     object: PathBuf,
+    sizes: ketch_node::dataplane::MapSizes,
 ) -> Result<ketch_node::dataplane::Dataplane> {
     use ketch_node::dataplane::{Dataplane, DataplaneConfig, cgroup};
     let node_ip = match cfg.node_ip {
@@ -193,6 +201,7 @@ fn open_dataplane(
         IpAddr::V6(_) => anyhow::bail!("--node-ip: the dataplane is IPv4 only"),
     };
     let mut dc = DataplaneConfig::new(cfg.root_dir.join("bpf"), object);
+    dc.sizes = sizes;
     dc.interface = Some(
         interface
             .or_else(|| interface_of(cfg.node_ip))
@@ -290,7 +299,12 @@ fn run() -> Result<()> {
         ),
     };
     let metrics = std::sync::Arc::new(ketch_node::metrics::Metrics::new(cfg.root_dir.join("bpf")));
-    let dataplane = open_dataplane(args.nodeport_interface.clone(), &cfg, bpf_object)?;
+    let dataplane = open_dataplane(
+        args.nodeport_interface.clone(),
+        &cfg,
+        bpf_object,
+        args.bpf_map_sizes.clone(),
+    )?;
     rt.block_on(async move {
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
             .with_context(|| format!("read {}", kubeconfig.display()))?;

@@ -32,6 +32,7 @@
 //! | [`Dataplane::list_services`] | every frontend with its backends, read back from the maps |
 //! | [`Dataplane::set_node_addresses`] | the addresses NodePort frontends answer on, and the SNAT address for backends on other nodes (default: the first address) |
 //! | [`Dataplane::conntrack`], [`Dataplane::affinity`], [`Dataplane::stats`] | readers for a CLI |
+//! | [`Dataplane::expire_conntrack`] | delete connection-tracking entries idle past their [`CtTimeouts`] (TCP open / closing, UDP) |
 //! | [`Dataplane::detach`] | remove the link pins: the programs stop (teardown) |
 //! | [`cgroup::node_cgroup`], [`cgroup::join_node_cgroup`] | the cgroup v2 attach point of a node (`<cgroup2>/<cgroup parent>`), and moving the agent into it (see [`cgroup`] for why and the evidence) |
 //!
@@ -55,12 +56,14 @@ mod attach;
 mod bpffs;
 pub mod cgroup;
 mod error;
+mod expiry;
 pub mod packet;
 mod service;
 mod tables;
 mod view;
 
 pub use error::DataplaneError;
+pub use expiry::{CtTimeouts, monotonic_now_ns};
 pub use service::{BackendAddr, Frontend, Protocol, Service, ServiceEntry, ServiceId, ServiceKind};
 pub use tables::{AffinityEntry, BackendEntry, CtEntry};
 pub use view::Pinned;
@@ -74,7 +77,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 /// Map sizes (entries). They apply when a map is created; a pinned map keeps its size.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapSizes {
     pub services: u32,
     pub backends: u32,
@@ -92,6 +95,56 @@ impl Default for MapSizes {
             affinity: 65536,
             sock_revnat: 65536,
         }
+    }
+}
+
+/// A bad `--bpf-map-sizes` value.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MapSizesError {
+    #[error("{0:?}: expected <map>=<entries>")]
+    Syntax(String),
+    #[error("unknown map {0:?} (one of services, backends, conntrack, affinity, sock-revnat)")]
+    UnknownMap(String),
+    #[error("{map}={value}: entries must be a whole number from 1 to {max}")]
+    Entries {
+        map: String,
+        value: String,
+        max: u32,
+    },
+}
+
+impl std::str::FromStr for MapSizes {
+    type Err = MapSizesError;
+
+    /// `services=65536,conntrack=262144` — the maps named change, the others keep the default.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The kernel caps a hash map far below u32::MAX; this keeps a typo from asking for it.
+        const MAX: u32 = 1 << 24;
+        let mut sizes = MapSizes::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (map, value) = item
+                .split_once('=')
+                .ok_or_else(|| MapSizesError::Syntax(item.to_string()))?;
+            let slot = match map.trim() {
+                "services" => &mut sizes.services,
+                "backends" => &mut sizes.backends,
+                "conntrack" => &mut sizes.conntrack,
+                "affinity" => &mut sizes.affinity,
+                "sock-revnat" => &mut sizes.sock_revnat,
+                other => return Err(MapSizesError::UnknownMap(other.to_string())),
+            };
+            *slot = value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX).contains(n))
+                .ok_or_else(|| MapSizesError::Entries {
+                    map: map.trim().to_string(),
+                    value: value.trim().to_string(),
+                    max: MAX,
+                })?;
+        }
+        Ok(sizes)
     }
 }
 
@@ -214,7 +267,7 @@ impl Dataplane {
                 source,
             })?;
         }
-        drop_incompatible_pins(&maps_dir)?;
+        drop_incompatible_pins(&maps_dir, &cfg.sizes)?;
         let mut loader = EbpfLoader::new();
         for name in maps::ALL {
             loader.map_pin_path(name, maps_dir.join(name));
@@ -547,7 +600,7 @@ fn full_or(name: &str, e: aya::maps::MapError) -> DataplaneError {
 
 /// A pinned map whose key or value size differs from this build's is from another ABI: it is
 /// removed (its state cannot be read by these programs) and created anew by the loader.
-fn drop_incompatible_pins(dir: &Path) -> Result<(), DataplaneError> {
+fn drop_incompatible_pins(dir: &Path, sizes: &MapSizes) -> Result<(), DataplaneError> {
     for name in maps::ALL {
         let path = dir.join(name);
         let Ok(info) = MapInfo::from_pin(&path) else {
@@ -555,6 +608,25 @@ fn drop_incompatible_pins(dir: &Path) -> Result<(), DataplaneError> {
         };
         let found = (info.key_size(), info.value_size());
         let want = expected_sizes(name);
+        let configured = match name {
+            maps::SERVICES => Some(sizes.services),
+            maps::BACKENDS => Some(sizes.backends),
+            maps::CONNTRACK => Some(sizes.conntrack),
+            maps::AFFINITY => Some(sizes.affinity),
+            maps::SOCK_REVNAT => Some(sizes.sock_revnat),
+            _ => None,
+        };
+        if let Some(entries) = configured
+            && entries != info.max_entries()
+        {
+            // Resizing would drop every connection the map tracks; say so instead.
+            tracing::warn!(
+                map = name,
+                pinned = info.max_entries(),
+                configured = entries,
+                "the pinned map keeps its size; the configured one applies once the node's maps are removed"
+            );
+        }
         if found != want {
             tracing::warn!(
                 map = name,
@@ -610,4 +682,47 @@ fn read_services(
     }
     out.sort_by_key(|e| e.frontend);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_sizes_parse_named_maps_and_keep_the_rest() {
+        let s: MapSizes = "services=1000, conntrack=262144".parse().expect("valid");
+        assert_eq!(
+            s,
+            MapSizes {
+                services: 1000,
+                conntrack: 262144,
+                ..MapSizes::default()
+            }
+        );
+        assert_eq!("".parse::<MapSizes>(), Ok(MapSizes::default()));
+    }
+
+    #[test]
+    fn map_sizes_name_what_is_wrong() {
+        assert_eq!(
+            "services".parse::<MapSizes>(),
+            Err(MapSizesError::Syntax("services".into()))
+        );
+        assert_eq!(
+            "routes=10".parse::<MapSizes>(),
+            Err(MapSizesError::UnknownMap("routes".into()))
+        );
+        for bad in [
+            "backends=0",
+            "backends=-1",
+            "backends=lots",
+            "backends=99999999999",
+        ] {
+            let err = bad.parse::<MapSizes>().expect_err(bad);
+            assert!(
+                matches!(&err, MapSizesError::Entries { map, .. } if map == "backends"),
+                "{bad}: {err}"
+            );
+        }
+    }
 }

@@ -5,11 +5,32 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 const ETH: usize = 14;
 
+/// TCP flag bits for [`tcp_frame`].
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
+
 /// An Ethernet + IPv4 + TCP (SYN) or UDP frame with correct checksums.
 pub fn frame(
     proto: super::Protocol,
     src: SocketAddrV4,
     dst: SocketAddrV4,
+    payload: &[u8],
+) -> Vec<u8> {
+    build(proto, src, dst, TCP_SYN, payload)
+}
+
+/// A TCP frame with the given flags (e.g. `TCP_FIN | TCP_ACK`) and correct checksums.
+pub fn tcp_frame(src: SocketAddrV4, dst: SocketAddrV4, flags: u8, payload: &[u8]) -> Vec<u8> {
+    build(super::Protocol::Tcp, src, dst, flags, payload)
+}
+
+fn build(
+    proto: super::Protocol,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    tcp_flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
     let l4_len = match proto {
@@ -38,7 +59,7 @@ pub fn frame(
         super::Protocol::Tcp => {
             l4[4..8].copy_from_slice(&1000u32.to_be_bytes());
             l4[12] = 5 << 4;
-            l4[13] = 0x02; // SYN
+            l4[13] = tcp_flags;
             l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
             l4[20..].copy_from_slice(payload);
             16

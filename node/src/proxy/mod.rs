@@ -7,7 +7,7 @@
 
 pub mod desired;
 
-use crate::dataplane::{Dataplane, Frontend, Service};
+use crate::dataplane::{CtTimeouts, Dataplane, Frontend, Service, monotonic_now_ns};
 use crate::metrics::ProxyMetrics;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service as KubeService;
@@ -22,6 +22,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// How often idle connection-tracking entries are looked for (shorter than the shortest
+/// timeout, so a closed connection's entries go within about twice its 10 s).
+const CT_EXPIRY_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 /// Set by the endpointslice controller: the earliest change (pod readiness, service creation)
 /// this version of the slice reflects.
 const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -206,6 +209,9 @@ pub async fn run_with_metrics(
     // What an earlier agent left in the pinned maps is the starting point, not an empty table.
     let mut applied: HashMap<Frontend, Service> = HashMap::new();
     let mut triggers = TriggerTimes::new();
+    let timeouts = CtTimeouts::default();
+    let mut expiry = tokio::time::interval(CT_EXPIRY_PERIOD);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = true;
     loop {
         let started = Instant::now();
@@ -269,9 +275,23 @@ pub async fn run_with_metrics(
             );
         }
         first = false;
-        tokio::select! {
-            _ = changed.notified() => {}
-            _ = stop.cancelled() => break,
+        // Between changes, expire idle connection-tracking entries (this loop is the one
+        // writer of the maps).
+        let stopped = loop {
+            tokio::select! {
+                _ = changed.notified() => break false,
+                _ = expiry.tick() => {
+                    match dp.expire_conntrack(monotonic_now_ns(), &timeouts) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(entries = n, "expired idle connection-tracking entries"),
+                        Err(e) => tracing::warn!(error = %e, "expiring connection-tracking entries failed"),
+                    }
+                }
+                _ = stop.cancelled() => break true,
+            }
+        };
+        if stopped {
+            break;
         }
     }
     svc_task.abort();
