@@ -3,7 +3,8 @@
 //! Layers, top to bottom: `api` (HTTP surface, one generic handler over the resource table),
 //! `auth` (who and whether), `admission` (defaults, allocations, validation), `registry`
 //! (the resource table, per-kind strategy, objects over storage), `storage` (etcd and the watch
-//! cache). `schema` and `patch` are shared by the layers; `printers` renders `kubectl get` tables.
+//! cache). `schema` and `patch` are shared by the layers; `printers` renders `kubectl get` tables;
+//! `cron` is the CronJob schedule syntax (validation and the controller's next activation).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod components;
 pub mod controllers;
+pub mod cron;
 pub mod leader;
 pub mod metrics;
 pub mod patch;

@@ -2,7 +2,6 @@
 //! accounts, default tolerations, job selectors), then validation and namespace lifecycle.
 
 pub mod allocators;
-mod cron;
 pub mod defaults;
 pub mod field;
 mod json;

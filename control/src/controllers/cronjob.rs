@@ -4,12 +4,11 @@
 //! `suspend`, keeps `status.active`, `lastScheduleTime` and `lastSuccessfulTime`, and deletes
 //! finished Jobs beyond the history limits. It sleeps until the next scheduled time.
 
-pub mod schedule;
-
 use super::reconcile_loop::Recorder;
 use super::reconcile_loop::{self, Queue, informer};
 use super::util::controller_of;
 use super::{Context, ControllerError};
+use crate::cron::{Schedule, load_location};
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -19,7 +18,6 @@ use kube::Resource;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use schedule::{Schedule, load_location};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

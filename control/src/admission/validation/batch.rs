@@ -8,7 +8,6 @@ use super::meta::{
 };
 use super::pod::validate_pod_template_spec;
 use super::{Errs, semantic_eq};
-use crate::admission::cron::parse_standard;
 use crate::admission::field::{self, Bad, Path, go_quote};
 use crate::admission::json::{arr, has, obj, opt_b, opt_i, opt_s, s};
 use crate::admission::names::{is_dns1123_label, is_qualified_name, name_is_dns_subdomain};
@@ -734,7 +733,7 @@ pub(crate) fn validate_cron_job(cj: &Value, old: Option<&Value>, errs: &mut Errs
         errs.push(field::required(&sp.child("schedule"), ""));
     } else {
         let allow_tz = old_spec.is_some_and(|o| s(o, "schedule").contains("TZ"));
-        if let Err(e) = parse_standard(schedule) {
+        if let Err(e) = crate::cron::Schedule::parse(schedule) {
             errs.push(field::invalid(&sp.child("schedule"), schedule, &e));
         }
         if allow_tz && schedule.contains("TZ") && time_zone.is_some() {

@@ -403,6 +403,63 @@ fn parse_go_duration(s: &str) -> Option<SignedDuration> {
 mod tests {
     use super::*;
 
+    fn check(spec: &str) -> Result<(), String> {
+        Schedule::parse(spec).map(|_| ())
+    }
+
+    #[test]
+    fn accepts_standard_specs() {
+        for ok in [
+            "* * * * *",
+            "*/5 * * * *",
+            "0 0 1 1 *",
+            "0 12 * * MON-FRI",
+            "15 3 * jan,jul sun",
+            "0-30/10 1,2 ? * *",
+            "@hourly",
+            "@every 1h30m",
+            "5 4 * * 6",
+        ] {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
+    }
+
+    /// `spec.schedule` validation quotes these, so they must read as robfig's.
+    #[test]
+    fn rejects_with_robfig_messages() {
+        for (bad, msg) in [
+            ("foo", "expected exactly 5 fields, found 1: [foo]"),
+            (
+                "* * * * * *",
+                "expected exactly 5 fields, found 6: [* * * * * *]",
+            ),
+            ("60 * * * *", "end of range (60) above maximum (59): 60"),
+            ("* * 0 * *", "beginning of range (0) below minimum (1): 0"),
+            (
+                "5-1 * * * *",
+                "beginning of range (5) beyond end of range (1): 5-1",
+            ),
+            (
+                "*/0 * * * *",
+                "step of range should be a positive number: */0",
+            ),
+            (
+                "x * * * *",
+                "failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax",
+            ),
+            ("@fortnightly", "unrecognized descriptor: @fortnightly"),
+            ("", "empty spec string"),
+            ("1-2-3 * * * *", "too many hyphens: 1-2-3"),
+            (
+                "TZ=Nowhere/Nothing * * * * *",
+                "provided bad location Nowhere/Nothing: unknown time zone Nowhere/Nothing",
+            ),
+        ] {
+            assert_eq!(check(bad), Err(msg.to_string()), "{bad}");
+        }
+        assert!(check("@every xyz").is_err());
+    }
+
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("timestamp")
     }
