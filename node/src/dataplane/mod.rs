@@ -51,6 +51,17 @@
 //! then the master entry, so no lookup sees a half-written set. `KETCH_BACKENDS` id → address.
 //! `KETCH_CT` (LRU) holds one forward and one reply entry per NodePort connection; its value
 //! has room for a policy verdict, reason and peer identity (NetworkPolicy, flow events).
+//!
+//! # Where NetworkPolicy and flow events fit (not built yet)
+//!
+//! Socket load balancing translates at `connect()`, so every packet on a pod's veth already
+//! carries the backend's real address: policy programs on the host side of each pod veth (tc
+//! ingress and egress, attached by ketch-cni beside the veth it makes) see pod-to-pod tuples
+//! and need no knowledge of Services. They share `KETCH_CT` with `scope` = `CT_SCOPE_POLICY`
+//! (same key shape, a separate key space), keep the verdict, reason and peer identity in the
+//! value fields already reserved, and are expired by the same agent pass ([`CtTimeouts`]).
+//! NodePort traffic is DNAT-ed on the node interface before it reaches a pod veth, so policy
+//! there also sees the backend address, and the client's (or the SNAT) source.
 
 mod attach;
 mod bpffs;
