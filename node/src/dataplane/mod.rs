@@ -26,7 +26,7 @@
 //!
 //! | call | what it does |
 //! |---|---|
-//! | [`Dataplane::open`] | mount the bpffs if needed, load the object, reuse pinned maps (an incompatible pinned map — other key/value size — is replaced, with a warning), load every program, attach to `interface`/`cgroup` if given (see [`attach`] for how a restart replaces programs without a gap), write the node config |
+//! | [`Dataplane::open`] | mount the bpffs if needed, load the object, reuse pinned maps (an incompatible pinned map — other key/value size — is replaced, with a warning), load every program, attach to `interface`/`cgroup` if given (see the `attach` module for how a restart replaces programs without a gap), write the node config |
 //! | [`Dataplane::upsert_service`] | create or replace a frontend's backends atomically; returns its [`ServiceId`] (stable for the frontend) |
 //! | [`Dataplane::delete_service`] | remove a frontend (new connections to it are no longer translated) |
 //! | [`Dataplane::list_services`] | every frontend with its backends, read back from the maps |
