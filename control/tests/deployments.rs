@@ -5,7 +5,7 @@
 mod common;
 
 use common::kubelet::{FakeNodes, FateFn, PodFate};
-use common::{ApiClient, Cluster, wait_for_async};
+use common::{ApiClient, Cluster, Task, wait_for_async};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -148,15 +148,6 @@ struct Sample {
     min_pods_ready: Option<i32>,
     rs_events: usize,
     pod_events: usize,
-}
-
-/// Aborts a test's background task when the test ends, before its cluster goes away.
-struct Task(tokio::task::JoinHandle<()>);
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Watches the ReplicaSets and pods of `app` and records, at every change while armed, how

@@ -4,7 +4,7 @@
 mod common;
 
 use common::kubelet::{FakeNodes, FateFn, PodFate};
-use common::{ApiClient, Cluster, wait_for_async};
+use common::{ApiClient, Cluster, Task, wait_for_async};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -93,15 +93,16 @@ fn events_for(c: &Cluster, name: &str) -> Vec<(String, String, i64)> {
 }
 
 /// Tracks the most pods of a job that were running at once.
-fn watch_concurrency(client: kube::Client, job: &str) -> Arc<AtomicUsize> {
+fn watch_concurrency(client: kube::Client, job: &str) -> (Arc<AtomicUsize>, Task) {
     use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
     let max = Arc::new(AtomicUsize::new(0));
     let m = max.clone();
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let cfg = watcher::Config::default().labels(&format!("job-name={job}"));
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let live = Mutex::new(HashSet::new());
-        let mut s = watcher(pods, cfg).boxed();
+        let mut s = watcher(pods, cfg).default_backoff().boxed();
         while let Some(ev) = s.next().await {
             let (pod, gone) = match ev {
                 Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => (p, false),
@@ -123,7 +124,7 @@ fn watch_concurrency(client: kube::Client, job: &str) -> Arc<AtomicUsize> {
             m.fetch_max(l.len(), Ordering::SeqCst);
         }
     });
-    max
+    (max, Task(task))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -135,7 +136,7 @@ async fn jobs_run_to_completion_fail_at_the_backoff_limit_and_index_their_pods()
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
 
     // completions 3, parallelism 2: never more than two at once, then Complete.
-    let max = watch_concurrency(client.clone(), "ok");
+    let (max, _watch) = watch_concurrency(client.clone(), "ok");
     c.ok_in(
         &["apply", "-f", "-"],
         &job_yaml("ok", json!({"completions": 3, "parallelism": 2})),

@@ -10,6 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Aborts a test's background task when dropped. Declared after the cluster, it goes first,
+/// so the task never outlives the API server: a watcher without backoff against a server that
+/// is gone fails at once, forever, without yielding, and the runtime's shutdown waits on it.
+pub struct Task(pub tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Generous: CI machines are shared and slow; a condition usually holds within milliseconds.
 pub const WAIT: Duration = Duration::from_secs(60);
 
