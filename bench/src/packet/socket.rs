@@ -366,8 +366,10 @@ fn report(targets: &[Target], translated: u64) {
         format!("{whole:.3} ({lo:.2}–{hi:.2})")
     };
     println!();
-    println!("| ratio (median; per-round range) | CRR conn/s | RR p50 latency | RR p99 latency |");
-    println!("|---|---|---|---|");
+    println!(
+        "| ratio (median; per-round range) | CRR conn/s | CRR p50 latency | RR p50 latency | RR p99 latency |"
+    );
+    println!("|---|---|---|---|---|");
     let cip = &targets[1];
     for other in std::iter::once(&targets[0]).chain(&targets[2..]) {
         println!(
