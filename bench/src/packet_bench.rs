@@ -1,10 +1,19 @@
-//! `packet-bench`: per-packet cost of the NodePort tc program (`ketch_tc_ingress`) with 1, 1k,
-//! 10k and 100k frontends in the maps, through `BPF_PROG_TEST_RUN` (libbpf-sys's
-//! `bpf_prog_test_run_opts`, `repeat` = N: the kernel reports the mean ns per run). Each cell
-//! is the median of several runs. Needs root and `<target dir>/ketch-ebpf.o`
+//! `packet-bench`: the packet path of the eBPF Service load balancer, in three parts run in
+//! sequence (`--parts` picks some). Needs root and `<target dir>/ketch-ebpf.o`
 //! (`cargo xtask build-ebpf`).
 //!
-//! Paths measured (the frontend lookup is a hash lookup, so all three should stay flat):
+//! 1. `tc`: per-packet cost of the NodePort tc program (`ketch_tc_ingress`) with 1, 1k, 10k
+//!    and 100k frontends in the maps, through `BPF_PROG_TEST_RUN` (libbpf-sys's
+//!    `bpf_prog_test_run_opts`, `repeat` = N: the kernel reports the mean ns per run). Each
+//!    cell is the median of several runs.
+//! 2. `socket`: connection rate and request-response latency between network namespaces
+//!    through a ClusterIP (socket programs), the pod IP directly, and kube-proxy-style
+//!    iptables DNAT with 10k Services (see `packet/socket.rs`).
+//! 3. `programming`: time for the agent's proxy loop to program 10k Services from the API
+//!    into fresh maps, and to apply one endpoint change (see `packet/programming.rs`).
+//!
+//! Paths measured in part 1 (the frontend lookup is a hash lookup, so all three should stay
+//! flat):
 //! - `established`: a packet of a NodePort connection already in conntrack (lookup + DNAT
 //!   rewrite with incremental checksums);
 //! - `miss`: a packet to a node port that is no frontend (exact + NodePort wildcard lookups,
@@ -14,9 +23,20 @@
 //! Floor: `empty`, a two-instruction tc program (`r0 = -1; exit`) run the same way: what
 //! BPF_PROG_TEST_RUN itself costs per repeat on this machine.
 
+#[path = "packet/iptables.rs"]
+mod iptables;
+#[path = "packet/programming.rs"]
+mod programming;
+#[path = "packet/socket.rs"]
+mod socket;
+#[path = "packet/sys.rs"]
+mod sys;
+#[path = "packet/traffic.rs"]
+mod traffic;
+
 use anyhow::{Context, Result, bail};
 use aya::programs::SchedClassifier;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ketch_ebpf_common::programs;
 use ketch_node::dataplane::packet::frame;
 use ketch_node::dataplane::*;
@@ -26,33 +46,85 @@ use std::os::fd::{AsFd, AsRawFd};
 #[derive(Parser)]
 #[command(
     name = "packet-bench",
-    about = "NodePort per-packet cost vs. number of services"
+    about = "Packet path of the eBPF Service load balancer: NodePort per-packet cost, \
+             pod-to-pod through a ClusterIP vs pod IP vs iptables, map programming time"
 )]
 struct Args {
-    /// Packets per BPF_PROG_TEST_RUN call.
+    #[command(subcommand)]
+    cmd: Option<Sub>,
+    /// Parts to run, in this order: tc (1), socket (2), programming (3).
+    #[arg(long, value_delimiter = ',', default_value = "tc,socket,programming")]
+    parts: Vec<String>,
+    /// Part (1): packets per BPF_PROG_TEST_RUN call.
     #[arg(long, default_value_t = 200_000)]
     repeat: u32,
-    /// Calls per cell (the median is printed).
+    /// Part (1): calls per cell (the median is printed).
     #[arg(long, default_value_t = 9)]
     runs: usize,
-    /// Numbers of frontends to load.
+    /// Part (1): numbers of frontends to load.
     #[arg(long, value_delimiter = ',', default_value = "1,1000,10000,100000")]
     services: Vec<u32>,
     /// The eBPF object (default as ketch-node's).
     #[arg(long)]
     bpf_object: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    socket: socket::SocketArgs,
+    #[command(flatten)]
+    programming: programming::ProgArgs,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// The client of part (2), run by the bench itself in a child process.
+    #[command(hide = true)]
+    Client(traffic::ClientArgs),
 }
 
 const NODE: Ipv4Addr = Ipv4Addr::new(10, 239, 0, 11);
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if !nix::unistd::geteuid().is_root() {
-        bail!("packet-bench needs root (BPF_PROG_TEST_RUN, bpffs)");
+    if let Some(Sub::Client(c)) = &args.cmd {
+        return traffic::client_main(c);
     }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("packet-bench needs root (BPF_PROG_TEST_RUN, bpffs, namespaces, cgroups)");
+    }
+    for p in &args.parts {
+        if !["tc", "socket", "programming"].contains(&p.as_str()) {
+            bail!("--parts: tc, socket, programming; not {p:?}");
+        }
+    }
+    sys::watch_signals()?;
     let object = args.bpf_object.clone().unwrap_or_else(default_object_path);
+    if !object.exists() {
+        bail!(
+            "{} missing: run `cargo xtask build-ebpf` or pass --bpf-object",
+            object.display()
+        );
+    }
+    let part = |p: &str| args.parts.iter().any(|x| x == p);
+    if part("tc") {
+        tc_part(&args, &object)?;
+    }
+    let mut ipt = Vec::new();
+    if part("socket") {
+        ipt = socket::run(&args.socket, &object)?;
+    }
+    if part("programming") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(programming::run(&args.programming, &object, &ipt))?;
+    }
+    Ok(())
+}
+
+/// Part (1): the NodePort tc program's cost per packet vs. the number of frontends.
+fn tc_part(args: &Args, object: &std::path::Path) -> Result<()> {
     println!(
-        "NodePort tc ingress, BPF_PROG_TEST_RUN repeat={} , median of {} runs, ns/packet",
+        "## (1) NodePort tc ingress, BPF_PROG_TEST_RUN repeat={} , median of {} runs, ns/packet",
         args.repeat, args.runs
     );
     let empty = empty_program()?;
@@ -60,13 +132,14 @@ fn main() -> Result<()> {
     let floor = median(
         empty.as_raw_fd(),
         &frame(Protocol::Tcp, client, SocketAddrV4::new(NODE, 30080), b""),
-        &args,
+        args,
     )?;
     println!();
     println!("| services | established | miss | no-backend | empty program | load s |");
     println!("|---|---|---|---|---|---|");
     for &n in &args.services {
-        let row = measure(&args, &object, n)?;
+        sys::check_stop()?;
+        let row = measure(args, object, n)?;
         println!(
             "| {n} | {:.1} | {:.1} | {:.1} | {floor:.1} | {:.1} |",
             row.0, row.1, row.2, row.3
@@ -75,24 +148,9 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A bpffs of the bench's own, unmounted on drop.
-struct Bpffs(tempfile::TempDir);
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let p = self.0.path().join("bpf");
-        let _ = Dataplane::remove_pins(&p);
-        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
 fn measure(args: &Args, object: &std::path::Path, n: u32) -> Result<(f64, f64, f64, f64)> {
-    let fs = Bpffs(
-        tempfile::Builder::new()
-            .prefix("ketch-packet-bench")
-            .tempdir()?,
-    );
-    let mut cfg = DataplaneConfig::new(fs.0.path().join("bpf"), object);
+    let fs = sys::Bpffs::new()?;
+    let mut cfg = DataplaneConfig::new(fs.path(), object);
     cfg.sizes = MapSizes {
         services: 2 * n + 64,
         backends: n + 64,

@@ -42,8 +42,16 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks and print their results (see bench/RESULTS.md).
+    /// Run the benchmarks and print their results (see bench/RESULTS.md): api-bench, then
+    /// packet-bench (needs root: BPF, namespaces, cgroups).
     Bench {
+        /// Which to run: api, packet (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "api,packet")]
+        only: Vec<String>,
+        /// Arguments for packet-bench, one string (e.g. `--packet-args '--parts socket'`).
+        #[arg(long, allow_hyphen_values = true, default_value = "")]
+        packet_args: String,
+        /// Extra arguments passed to api-bench.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -100,23 +108,41 @@ fn run() -> Result<()> {
             env.apply(&mut cmd);
             status(&mut cmd)
         }
-        Cmd::Bench { args } => {
+        Cmd::Bench {
+            only,
+            packet_args,
+            args,
+        } => {
+            for o in &only {
+                if o != "api" && o != "packet" {
+                    bail!("--only: api, packet; not {o:?}");
+                }
+            }
             let env = setup::run(&ws)?;
-            ebpf::build(&ws, &env.target_dir)?;
+            let object = ebpf::build(&ws, &env.target_dir)?;
             build(&ws, true)?;
-            let mut cmd = cargo(&ws);
-            cmd.args([
-                "run",
-                "--release",
-                "-p",
-                "ketch-bench",
-                "--bin",
-                "api-bench",
-                "--",
-            ])
-            .args(&args);
-            env.apply(&mut cmd);
-            status(&mut cmd)
+            let bench = |bin: &str| {
+                let mut cmd = cargo(&ws);
+                cmd.args(["run", "--release", "-p", "ketch-bench", "--bin", bin, "--"]);
+                env.apply(&mut cmd);
+                cmd
+            };
+            if only.iter().any(|o| o == "api") {
+                println!("==> api-bench");
+                status(bench("api-bench").args(&args))?;
+            }
+            if only.iter().any(|o| o == "packet") {
+                println!(
+                    "==> packet-bench (tc per-packet cost, pod-to-pod traffic, map programming)"
+                );
+                status(
+                    bench("packet-bench")
+                        .arg("--bpf-object")
+                        .arg(&object)
+                        .args(packet_args.split_whitespace()),
+                )?;
+            }
+            Ok(())
         }
         Cmd::Lint => {
             status(cargo(&ws).args(["fmt", "--all", "--check"]))?;
