@@ -30,6 +30,9 @@ pub struct EtcdStorage {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// Largest etcd response accepted (gRPC's default is 4 MiB): an unpaginated LIST of 10,000
+/// Services is ~9 MB, and kube-apiserver's etcd client allows up to 2 GiB.
+const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
 
 impl EtcdStorage {
     pub fn new(endpoints: Vec<String>, metrics: Arc<Metrics>) -> Result<Arc<Self>, StorageError> {
@@ -188,7 +191,7 @@ impl Storage for EtcdStorage {
     ) -> Result<ListPage, StorageError> {
         let from = if start.is_empty() { prefix } else { start };
         let resp = self
-            .call("list", |mut c| {
+            .call("list", |c| {
                 let mut opts = GetOptions::new()
                     .with_range(prefix_end(prefix))
                     .with_limit(limit);
@@ -196,7 +199,12 @@ impl Storage for EtcdStorage {
                     opts = opts.with_revision(revision);
                 }
                 let from = from.to_string();
-                async move { c.get(from, Some(opts)).await }
+                async move {
+                    c.kv_client()
+                        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+                        .get(from, Some(opts))
+                        .await
+                }
             })
             .await
             .map_err(|e| match e {
@@ -429,14 +437,19 @@ impl EtcdStorage {
         start: i64,
     ) -> Result<etcd_client::WatchStream, StorageError> {
         let mut stream = self
-            .call("watch", |mut c| {
+            .call("watch", |c| {
                 let opts = WatchOptions::new()
                     .with_range(prefix_end(prefix))
                     .with_start_revision(start.max(0))
                     .with_prev_key()
                     .with_progress_notify();
                 let prefix = prefix.to_string();
-                async move { c.watch(prefix, Some(opts)).await }
+                async move {
+                    c.watch_client()
+                        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+                        .watch(prefix, Some(opts))
+                        .await
+                }
             })
             .await?;
         stream_with_created(&mut stream).await.map(|_| stream)
