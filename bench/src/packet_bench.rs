@@ -18,7 +18,7 @@
 //!   rewrite with incremental checksums);
 //! - `miss`: a packet to a node port that is no frontend (exact + NodePort wildcard lookups,
 //!   passed on untouched);
-//! - `no-backend`: a packet to a NodePort frontend without backends (lookups, dropped, counted).
+//! - `no-backend`: a packet to a NodePort frontend without backends (lookups, counted, passed on to the stack, which refuses it).
 //!
 //! Floor: `empty`, a two-instruction tc program (`r0 = -1; exit`) run the same way: what
 //! BPF_PROG_TEST_RUN itself costs per repeat on this machine.
