@@ -26,6 +26,10 @@ pub enum Reject {
     ExistingAntiAffinity,
     Spread,
     SpreadMissingLabel,
+    /// Preemption: the node failed a filter that removing pods cannot fix.
+    PreemptionNotHelpful,
+    /// Preemption: nothing of lower priority runs there.
+    NoVictims,
 }
 
 impl Reject {
@@ -47,7 +51,23 @@ impl Reject {
                 "node(s) didn't match pod topology spread constraints (missing required label)"
                     .into()
             }
+            Reject::PreemptionNotHelpful => "Preemption is not helpful for scheduling".into(),
+            Reject::NoVictims => "No preemption victims found for incoming pod".into(),
         }
+    }
+
+    /// kube's `UnschedulableAndUnresolvable`: removing pods from the node would not help.
+    pub fn unresolvable(&self) -> bool {
+        matches!(
+            self,
+            Reject::Unschedulable
+                | Reject::NodeAffinity
+                | Reject::Taint(..)
+                | Reject::PodAffinity
+                | Reject::SpreadMissingLabel
+                | Reject::PreemptionNotHelpful
+                | Reject::NoVictims
+        )
     }
 }
 
@@ -117,6 +137,8 @@ fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
 
 /// Everything about the incoming pod the plugins need, computed once per scheduling attempt.
 pub struct Candidate {
+    uid: String,
+    pub priority: i32,
     pub requests: Resources,
     ports: Vec<(String, i32, String)>,
     tolerations: Vec<Toleration>,
@@ -202,6 +224,8 @@ impl Candidate {
         let affinity = spec.affinity.clone().unwrap_or_default();
         let node_aff = affinity.node_affinity.clone().unwrap_or_default();
         let mut c = Candidate {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            priority: super::state::priority(pod),
             requests: pod_requests(pod),
             ports: host_ports(pod),
             tolerations: spec.tolerations.clone().unwrap_or_default(),
@@ -402,6 +426,15 @@ impl Candidate {
         }
     }
 
+    /// Whether the filters look beyond the node itself (other pods' labels and terms), so
+    /// that removing pods from a node changes more than its free resources.
+    pub fn depends_on_other_pods(&self) -> bool {
+        !self.affinity.is_empty()
+            || !self.anti_affinity.is_empty()
+            || !self.existing_anti.is_empty()
+            || self.spread.iter().any(|s| s.hard)
+    }
+
     fn node_affinity_ok(&self, n: &NodeInfo) -> bool {
         self.node_selector
             .iter()
@@ -444,15 +477,32 @@ impl Candidate {
                 taint.value.clone().unwrap_or_default(),
             ));
         }
+        // Pods nominated here by preemption, at least as important as this one, keep their
+        // room (kube's addNominatedPods).
+        let mut with_nominated = None;
+        let mut nominated_ports = Vec::new();
+        for p in n
+            .nominated
+            .iter()
+            .filter(|p| p.priority >= self.priority && p.uid != self.uid)
+        {
+            with_nominated
+                .get_or_insert_with(|| n.requested.clone())
+                .add(&p.requests);
+            nominated_ports.extend(p.ports.iter());
+        }
         for p in &self.ports {
-            let conflict = n.used_ports.keys().any(|(proto, port, ip)| {
+            let clash = |(proto, port, ip): &(String, i32, String)| {
                 proto == &p.0 && *port == p.1 && (ip == &p.2 || ip == "0.0.0.0" || p.2 == "0.0.0.0")
-            });
-            if conflict {
+            };
+            if n.used_ports.keys().any(clash) || nominated_ports.iter().any(|q| clash(q)) {
                 return Err(Reject::Ports);
             }
         }
-        let (free, req) = (&n.allocatable, &n.requested);
+        let (free, req) = (
+            &n.allocatable,
+            with_nominated.as_ref().unwrap_or(&n.requested),
+        );
         if req.pods + 1 > free.pods {
             return Err(Reject::TooManyPods);
         }

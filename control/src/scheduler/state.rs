@@ -17,6 +17,17 @@ pub struct NodeInfo {
     pub pods: HashSet<String>,
     /// (protocol, hostPort, hostIP)
     pub used_ports: HashMap<(String, i32, String), u32>,
+    /// Pending pods nominated to this node by preemption: their room is kept for them.
+    pub nominated: Vec<Nominee>,
+}
+
+/// A pending pod that preempted others on a node and waits for them to go.
+#[derive(Debug, Clone)]
+pub struct Nominee {
+    pub uid: String,
+    pub priority: i32,
+    pub requests: Resources,
+    pub ports: Vec<(String, i32, String)>,
 }
 
 impl NodeInfo {
@@ -31,6 +42,7 @@ impl NodeInfo {
             requested: Resources::default(),
             pods: HashSet::new(),
             used_ports: HashMap::new(),
+            nominated: Vec::new(),
         };
         n.set(node);
         n
@@ -61,7 +73,30 @@ pub struct PodRec {
     pub node: String,
     pub requests: Resources,
     pub ports: Vec<(String, i32, String)>,
+    pub priority: i32,
+    /// Being deleted to make room for a preemptor (or about to be).
+    pub preempted: bool,
     pub pod: Arc<Pod>,
+}
+
+pub fn priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+}
+
+/// `podTerminatingByPreemption`: deleted, with the scheduler's DisruptionTarget condition.
+fn terminating_by_preemption(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.type_ == "DisruptionTarget"
+                        && c.status == "True"
+                        && c.reason.as_deref() == Some("PreemptionByScheduler")
+                })
+            })
 }
 
 pub fn host_ports(pod: &Pod) -> Vec<(String, i32, String)> {
@@ -99,6 +134,10 @@ pub struct State {
     pub with_anti_affinity: HashSet<String>,
     /// Controller uid → node → number of its pods there (default spreading).
     by_owner: HashMap<String, HashMap<String, u32>>,
+    /// Bound pods per priority: preemption is skipped at once when nothing is lower.
+    priorities: BTreeMap<i32, usize>,
+    /// Pending pod → the node it is nominated to.
+    nominations: HashMap<String, String>,
     /// Spreading domains eligible for a given (topology key, node constraints): the same for
     /// every replica of a workload, so computed once per node change, not once per pod.
     pub domain_cache: std::cell::RefCell<HashMap<String, std::sync::Arc<HashSet<String>>>>,
@@ -133,7 +172,11 @@ impl State {
 
     pub fn remove_node(&mut self, name: &str) {
         self.domain_cache.get_mut().clear();
-        self.nodes.remove(name);
+        if let Some(n) = self.nodes.remove(name) {
+            for p in n.nominated {
+                self.nominations.remove(&p.uid);
+            }
+        }
         if let Ok(pos) = self.order.binary_search(&name.to_string()) {
             self.order.remove(pos);
         }
@@ -142,7 +185,11 @@ impl State {
     /// Records (or moves) a pod onto a node.
     pub fn add_pod(&mut self, pod: Arc<Pod>, node: &str) {
         let id = uid(&pod);
-        self.remove_pod(&id);
+        // A victim marked by this scheduler stays marked until its deletion shows.
+        let marked = self
+            .remove_pod(&id)
+            .is_some_and(|old| old.preempted && old.node == node);
+        self.unnominate(&id);
         let rec = PodRec {
             uid: id.clone(),
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -150,8 +197,20 @@ impl State {
             node: node.to_string(),
             requests: pod_requests(&pod),
             ports: host_ports(&pod),
-            pod: pod.clone(),
+            priority: priority(&pod),
+            preempted: marked || terminating_by_preemption(&pod),
+            pod,
         };
+        self.insert(rec);
+    }
+
+    /// Puts back a record taken out by `remove_pod` (preemption's what-ifs), marks included.
+    pub fn insert(&mut self, rec: PodRec) {
+        let id = rec.uid.clone();
+        let node = rec.node.clone();
+        let node = node.as_str();
+        let pod = rec.pod.clone();
+        *self.priorities.entry(rec.priority).or_default() += 1;
         if let Some(n) = self.nodes.get_mut(node) {
             n.requested.add(&rec.requests);
             n.pods.insert(id.clone());
@@ -197,6 +256,12 @@ impl State {
 
     pub fn remove_pod(&mut self, id: &str) -> Option<PodRec> {
         let rec = self.pods.remove(id)?;
+        if let Some(c) = self.priorities.get_mut(&rec.priority) {
+            *c -= 1;
+            if *c == 0 {
+                self.priorities.remove(&rec.priority);
+            }
+        }
         if let Some(n) = self.nodes.get_mut(&rec.node) {
             n.requested.sub(&rec.requests);
             n.pods.remove(id);
@@ -241,6 +306,39 @@ impl State {
             }
         }
         Some(rec)
+    }
+
+    /// Whether any bound pod has a priority below `p` (anything to preempt at all).
+    pub fn any_below(&self, p: i32) -> bool {
+        self.priorities.keys().next().is_some_and(|low| *low < p)
+    }
+
+    /// Keeps room on `node` for a pending pod (replacing an earlier nomination).
+    pub fn nominate(&mut self, pod: &Pod, node: &str) {
+        let id = uid(pod);
+        self.unnominate(&id);
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        n.nominated.push(Nominee {
+            uid: id.clone(),
+            priority: priority(pod),
+            requests: pod_requests(pod),
+            ports: host_ports(pod),
+        });
+        self.nominations.insert(id, node.to_string());
+    }
+
+    pub fn unnominate(&mut self, id: &str) {
+        if let Some(node) = self.nominations.remove(id)
+            && let Some(n) = self.nodes.get_mut(&node)
+        {
+            n.nominated.retain(|p| p.uid != id);
+        }
+    }
+
+    pub fn nominated_node(&self, id: &str) -> Option<&str> {
+        self.nominations.get(id).map(String::as_str)
     }
 
     /// Node → number of pods of this controller.
