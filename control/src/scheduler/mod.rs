@@ -333,19 +333,13 @@ impl Scheduler {
         }
         let want = feasible_to_find(n, self.cfg.percentage_of_nodes_to_score);
         let mut feasible = Vec::with_capacity(want);
-        let mut reasons: HashMap<Reject, usize> = HashMap::new();
-        // Each node's failure, kept only when preemption may follow.
-        let nominated = self.state.nominated_node(&id);
-        let eligible = if self.preempting.contains(&id) {
-            None
-        } else {
-            Some(preemption::eligible(&pod, nominated, &self.state))
-        };
-        let mut rejects: Vec<(String, Reject)> = Vec::new();
-        let keep_rejects = matches!(eligible, Some(Ok(())));
+        // Few distinct reasons: a short list beats hashing one per rejected node.
+        let mut reasons: Vec<(Reject, usize)> = Vec::new();
         let mut checked = 0;
-        for i in 0..n {
-            let name = &self.state.order[(self.next_start + i) % n];
+        let mut pos = self.next_start % n;
+        for _ in 0..n {
+            let name = &self.state.order[pos];
+            pos = if pos + 1 == n { 0 } else { pos + 1 };
             checked += 1;
             let Some(node) = self.state.nodes.get(name) else {
                 continue;
@@ -357,17 +351,36 @@ impl Scheduler {
                         break;
                     }
                 }
-                Err(r) => {
-                    if keep_rejects {
-                        rejects.push((name.clone(), r.clone()));
-                    }
-                    *reasons.entry(r).or_default() += 1;
-                }
+                Err(r) => match reasons.iter_mut().find(|(x, _)| *x == r) {
+                    Some((_, c)) => *c += 1,
+                    None => reasons.push((r, 1)),
+                },
             }
         }
         self.next_start = (self.next_start + checked) % n;
         if feasible.is_empty() {
+            let reasons: HashMap<Reject, usize> = reasons.into_iter().collect();
             let message = unschedulable_message(n, &reasons);
+            let nominated = self.state.nominated_node(&id);
+            let eligible = if self.preempting.contains(&id) {
+                None
+            } else {
+                Some(preemption::eligible(&pod, nominated, &self.state))
+            };
+            // Preemption needs each node's failure: a second pass, on this path only, keeps
+            // the common (feasible) path free of per-node allocations.
+            let rejects: Vec<(String, Reject)> = if matches!(eligible, Some(Ok(()))) {
+                self.state
+                    .order
+                    .iter()
+                    .filter_map(|name| {
+                        let node = self.state.nodes.get(name)?;
+                        cand.filter(node).err().map(|r| (name.clone(), r))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             self.post_filter(&id, pod, message, eligible, rejects);
             return;
         }
