@@ -96,6 +96,16 @@ async fn run_variant(args: &Args, variant: &str) -> Result<()> {
         (0..args.nodes).map(node).collect(),
     )
     .await?;
+    // Only the API server runs, so no controller makes the namespace's `default`
+    // ServiceAccount that pod admission waits for: make it here, without token automounting,
+    // so that the pods stay as small as kube-scheduler's scheduler_perf pods.
+    create_all(
+        &clients[..1],
+        "/api/v1/namespaces/default/serviceaccounts",
+        vec![serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default"}, "automountServiceAccountToken": false})],
+    )
+    .await?;
     let affinity = variant == "affinity";
     create_all(
         &clients,

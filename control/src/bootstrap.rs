@@ -1,5 +1,6 @@
 //! What every cluster has from its first start: the system namespaces, the bootstrap RBAC
-//! policy, and the `kubernetes` Service in `default` pointing at the API servers.
+//! policy, the system PriorityClasses, and the `kubernetes` Service in `default` pointing at
+//! the API servers.
 //! Written through the same pipeline as API writes; objects that exist are left alone.
 
 use crate::api::ApiServer;
@@ -64,6 +65,13 @@ pub async fn run(api: &Arc<ApiServer>, advertise: IpAddr, port: u16) -> ApiResul
             continue;
         };
         ensure(api, r, obj).await?;
+    }
+    let pcs = match resources::find("scheduling.k8s.io", "v1", "priorityclasses") {
+        Some(r) => r,
+        None => unreachable!("priorityclasses are in the resource table"),
+    };
+    for pc in crate::admission::priority::system_priority_classes() {
+        ensure(api, pcs, pc).await?;
     }
     // Kubelets have no Node authorizer here: RBAC grants the system:nodes group the node role.
     ensure(

@@ -88,9 +88,10 @@ async fn pods_land_where_constraints_allow_and_nowhere_else() {
         })
     })
     .await;
+    // Preemption found nothing of lower priority: kube appends that (with its double period).
     assert_eq!(
         msg,
-        "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 2 node(s) didn't match pod anti-affinity rules."
+        "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 2 node(s) didn't match pod anti-affinity rules. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.."
     );
     let out = c.ok(&[
         "get",
@@ -144,4 +145,173 @@ async fn pods_land_where_constraints_allow_and_nowhere_else() {
         .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
         .count();
     assert_eq!(scheduled, 8);
+}
+
+fn priority_class(name: &str, value: i64, policy: &str, default: bool) -> serde_json::Value {
+    json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+        "value": value, "preemptionPolicy": policy, "globalDefault": default})
+}
+
+fn cpu_pod(name: &str, class: &str, cpu: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"priorityClassName": class,
+            "containers": [{"name": "c", "image": "localhost/busybox:latest", "resources": {"requests": {"cpu": cpu}}}]}})
+}
+
+fn scheduled_message(p: &Pod) -> Option<String> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?
+        .message
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn priority_classes_resolve_and_higher_priority_pods_preempt() {
+    let c = Cluster::start();
+    let api = ApiClient::new(&c).await;
+    let client = api.client.clone();
+    let _nodes = FakeNodes::start(client.clone(), &[("n1", &[], "2", "4Gi")], None).await;
+    for pc in [
+        priority_class("low", 10, "PreemptLowerPriority", false),
+        priority_class("high", 1000, "PreemptLowerPriority", false),
+        priority_class("high-never", 1000, "Never", false),
+    ] {
+        let (code, body) = api
+            .post("/apis/scheduling.k8s.io/v1/priorityclasses", pc)
+            .await;
+        assert_eq!(code, 201, "{body}");
+    }
+    // The built-in classes exist, as on any cluster.
+    let (code, body) = api
+        .get("/apis/scheduling.k8s.io/v1/priorityclasses/system-node-critical")
+        .await;
+    assert_eq!((code, body["value"].clone()), (200, json!(2_000_001_000)));
+
+    // Admission: an unknown class is refused; a known one fills priority and policy.
+    let path = "/api/v1/namespaces/default/pods";
+    let (code, body) = api.post(path, cpu_pod("ghost", "nope", "1")).await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(body["reason"], "Forbidden");
+    assert_eq!(
+        body["message"],
+        "pods \"ghost\" is forbidden: no PriorityClass with name nope was found"
+    );
+    let mut wrong = cpu_pod("wrong", "low", "1");
+    wrong["spec"]["priority"] = json!(5);
+    let (code, body) = api.post(path, wrong).await;
+    assert_eq!(code, 403, "{body}");
+
+    // n1 (2 CPUs) full of low-priority pods.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in ["low-a", "low-b"] {
+        let (code, body) = api.post(path, cpu_pod(name, "low", "1")).await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["spec"]["priority"], 10);
+        assert_eq!(body["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    }
+    for name in ["low-a", "low-b"] {
+        assert_eq!(node_of(&pods, name).await, "n1");
+    }
+
+    // Equal priority does not preempt; neither does a pod whose policy is Never.
+    let (code, body) = api.post(path, cpu_pod("peer", "low", "1")).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = api.post(path, cpu_pod("polite", "high-never", "1")).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["spec"]["preemptionPolicy"], "Never");
+    let msg = wait_for_async("peer to be refused", || async {
+        pods.get("peer")
+            .await
+            .ok()
+            .as_ref()
+            .and_then(scheduled_message)
+    })
+    .await;
+    assert_eq!(
+        msg,
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
+    );
+    let msg = wait_for_async("polite to be refused", || async {
+        pods.get("polite")
+            .await
+            .ok()
+            .as_ref()
+            .and_then(scheduled_message)
+    })
+    .await;
+    assert_eq!(
+        msg,
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.."
+    );
+    for name in ["low-a", "low-b"] {
+        let p = pods.get(name).await.expect("still there");
+        assert!(
+            p.metadata.deletion_timestamp.is_none(),
+            "{name} was not preempted"
+        );
+    }
+
+    // A higher-priority pod that may preempt: one victim is enough, it goes, and the pod binds
+    // in its place (the equal-priority `polite` pod must not take the room meanwhile).
+    let (code, body) = api.post(path, cpu_pod("urgent", "high", "1")).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(node_of(&pods, "urgent").await, "n1");
+    let left: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .filter(|n| n.starts_with("low-"))
+        .collect();
+    assert_eq!(left.len(), 1, "exactly one low pod was preempted: {left:?}");
+    let victim = if left[0] == "low-a" { "low-b" } else { "low-a" };
+    let out = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Preempted",
+        "-o",
+        "jsonpath={.items[*].involvedObject.name} {.items[*].message}",
+    ]);
+    assert!(
+        out.starts_with(victim) && out.contains("Preempted by pod") && out.contains("on node n1"),
+        "{out}"
+    );
+    for name in ["peer", "polite"] {
+        let p = pods.get(name).await.expect("pending");
+        assert!(
+            p.spec.and_then(|s| s.node_name).is_none(),
+            "{name} must not take the freed room"
+        );
+    }
+
+    // A global default class applies to pods that name none; only one may exist.
+    let (code, body) = api
+        .post(
+            "/apis/scheduling.k8s.io/v1/priorityclasses",
+            priority_class("usual", 100, "PreemptLowerPriority", true),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = api
+        .post(
+            "/apis/scheduling.k8s.io/v1/priorityclasses",
+            priority_class("usual2", 200, "PreemptLowerPriority", true),
+        )
+        .await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "priorityclasses.scheduling.k8s.io \"usual2\" is forbidden: PriorityClass usual is already marked as default. Only one default can exist"
+    );
+    let (code, body) = api.post(path, cpu_pod("plain", "", "10m")).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["spec"]["priorityClassName"], "usual");
+    assert_eq!(body["spec"]["priority"], 100);
 }

@@ -2,7 +2,7 @@
 //! request (`pkg/apis/*/v1/defaults.go` plus the `+default` markers compiled
 //! into `zz_generated.defaults.go`), together with the few create-time fills
 //! from registry strategies/admission that clients observe on every object
-//! (namespace finalizer and phase, pod priority, service IP families, pod phase
+//! (namespace finalizer and phase, service IP families, pod phase
 //! and QoS class, service `clusterIPs` sync).
 //!
 //! Resource quantities are rewritten into canonical form, as they are when the
@@ -140,34 +140,16 @@ fn default_pod(pod: &mut Value) {
             }
         }
         default_pod_spec(spec);
-        default_priority(spec);
     } else if let Some(m) = pod.as_object_mut() {
         // A pod without spec is invalid anyway; still default an empty spec so
         // validation reports the same errors upstream would.
         let mut spec = Value::Object(Map::new());
         default_ptr(&mut spec, "enableServiceLinks", json!(true));
         default_pod_spec(&mut spec);
-        default_priority(&mut spec);
         m.insert("spec".into(), spec);
     }
     let _ = host_network;
     default_pod_status(pod);
-}
-
-/// The Priority admission plugin: resolves the built-in system classes and
-/// defaults to priority 0 / PreemptLowerPriority when no class is named.
-fn default_priority(spec: &mut Value) {
-    let class = s(spec, "priorityClassName").to_string();
-    let value = match class.as_str() {
-        "" => Some(0),
-        "system-node-critical" => Some(2_000_001_000),
-        "system-cluster-critical" => Some(2_000_000_000),
-        _ => None,
-    };
-    if let Some(v) = value {
-        default_ptr(spec, "priority", json!(v));
-        default_ptr(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    }
 }
 
 /// The pod strategy's PrepareForCreate: phase Pending and the QoS class.
@@ -1191,8 +1173,8 @@ mod tests {
         assert_eq!(spec["terminationGracePeriodSeconds"], 30);
         assert_eq!(spec["securityContext"], json!({}));
         assert_eq!(spec["enableServiceLinks"], true);
-        assert_eq!(spec["priority"], 0);
-        assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
+        // Priority comes from the Priority admission plugin, not from defaulting.
+        assert!(spec.get("priority").is_none());
         let c = &spec["containers"][0];
         assert_eq!(c["imagePullPolicy"], "Always");
         assert_eq!(c["terminationMessagePath"], "/dev/termination-log");

@@ -1,11 +1,13 @@
 //! Admission, in Kubernetes order: defaults (at decode), mutating plugins (allocations, service
-//! accounts, default tolerations, job selectors), then validation and namespace lifecycle.
+//! accounts, default tolerations, pod priority, job selectors), then validation and namespace
+//! lifecycle.
 
 pub mod allocators;
 pub mod defaults;
 pub mod field;
 mod json;
 pub mod names;
+pub mod priority;
 pub(crate) mod quantity;
 pub mod serviceaccount;
 pub mod strategy;
@@ -78,6 +80,13 @@ impl Admission {
                     self.not_ready_toleration_seconds,
                     self.unreachable_toleration_seconds,
                 );
+                priority::admit_pod(store, r, obj).await?;
+                Ok(Extra::default())
+            }
+            ("", "Pod") => {
+                if let Some(old) = old {
+                    priority::keep_on_update(obj, old);
+                }
                 Ok(Extra::default())
             }
             ("batch", "Job") if old.is_none() => {
@@ -107,6 +116,9 @@ impl Admission {
                 })
                 .collect();
             return Err(ApiError::invalid(r, meta::name(obj), causes));
+        }
+        if (r.group, r.kind) == ("scheduling.k8s.io", "PriorityClass") {
+            priority::validate_class(store, r, obj, old).await?;
         }
         if old.is_none() && r.namespaced {
             namespace_accepts(store, meta::namespace(obj)).await?;

@@ -68,6 +68,18 @@ impl ApiError {
         ApiError::new(403, "Forbidden", message)
     }
 
+    /// `pods "x" is forbidden: why`, as an admission plugin's refusal reads.
+    pub fn forbidden(r: &Resource, name: &str, why: &str) -> ApiError {
+        ApiError {
+            details: Some(details(r, name)),
+            ..ApiError::new(
+                403,
+                "Forbidden",
+                format!("{} \"{name}\" is forbidden: {why}", qualified(r)),
+            )
+        }
+    }
+
     pub fn not_found(r: &Resource, name: &str) -> ApiError {
         ApiError {
             details: Some(details(r, name)),

@@ -1,8 +1,10 @@
 //! The scheduler: watches pods and nodes, places pending pods on nodes, binds them through
 //! `pods/binding`, and says why when it cannot (`FailedScheduling` events and the
-//! `PodScheduled` condition, worded as kube-scheduler words them).
+//! `PodScheduled` condition, worded as kube-scheduler words them). A pod that fits nowhere may
+//! preempt pods of lower priority (`preemption`).
 
 pub mod plugins;
+pub mod preemption;
 pub mod queue;
 pub mod resources;
 pub mod state;
@@ -10,7 +12,8 @@ pub mod state;
 use crate::controllers::Events;
 use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use plugins::{Candidate, Reject, unschedulable_message};
 use queue::Queue;
@@ -57,12 +60,22 @@ fn feasible_to_find(nodes: usize, pct: Option<u32>) -> usize {
 enum Outcome {
     Bound(String),
     Failed(String, String),
+    /// The victims of this preemptor were dealt with (or that failed: retry it).
+    Preempted(String, bool),
 }
 
 /// What happened to a pod, for the event worker.
 enum Note {
-    Scheduled { pod: Arc<Pod>, node: String },
-    Unschedulable { pod: Arc<Pod>, message: String },
+    Scheduled {
+        pod: Arc<Pod>,
+        node: String,
+    },
+    Unschedulable {
+        pod: Arc<Pod>,
+        message: String,
+        /// `status.nominatedNodeName` to write: None leaves it, Some("") clears it.
+        nominate: Option<String>,
+    },
 }
 
 struct Scheduler {
@@ -82,6 +95,11 @@ struct Scheduler {
     synced_nodes: bool,
     relist_pods: Option<HashSet<String>>,
     relist_nodes: Option<HashSet<String>>,
+    /// PodDisruptionBudgets by namespace/name, for choosing preemption victims.
+    budgets: HashMap<String, preemption::Budget>,
+    /// Preemptors whose victims are being deleted: not tried again until that is done.
+    preempting: HashSet<String>,
+    events: Events,
 }
 
 fn uid(p: &Pod) -> String {
@@ -141,16 +159,30 @@ impl Scheduler {
                 return; // our binding is on its way
             }
             let prio = pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+            // A nomination written earlier (by us before a restart, or just now) keeps its room;
+            // one only in memory survives an update that does not show it yet.
+            let nominated = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.nominated_node_name.as_deref())
+                .filter(|n| !n.is_empty());
+            if let Some(n) = nominated
+                && self.state.nominated_node(&id) != Some(n)
+            {
+                self.state.nominate(&pod, n);
+            }
             self.pending.insert(id.clone(), pod);
             self.queue.add(&id, prio);
         } else {
             self.pending.remove(&id);
             self.queue.remove(&id);
+            self.state.unnominate(&id);
         }
     }
 
     fn on_pod_deleted(&mut self, pod: &Pod) {
         let id = uid(pod);
+        self.state.unnominate(&id);
         self.pending.remove(&id);
         self.queue.remove(&id);
         self.assumed.remove(&id);
@@ -221,8 +253,40 @@ impl Scheduler {
         }
     }
 
+    fn handle_budgets(&mut self, ev: watcher::Event<PodDisruptionBudget>) {
+        let key = |p: &PodDisruptionBudget| {
+            format!(
+                "{}/{}",
+                p.metadata.namespace.as_deref().unwrap_or_default(),
+                p.metadata.name.as_deref().unwrap_or_default()
+            )
+        };
+        match ev {
+            watcher::Event::Init => self.budgets.clear(),
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                match preemption::Budget::from_pdb(&p) {
+                    Some(b) => self.budgets.insert(key(&p), b),
+                    None => self.budgets.remove(&key(&p)),
+                };
+            }
+            watcher::Event::Delete(p) => {
+                self.budgets.remove(&key(&p));
+            }
+            watcher::Event::InitDone => {}
+        }
+    }
+
     fn on_outcome(&mut self, o: Outcome) {
         match o {
+            Outcome::Preempted(id, ok) => {
+                self.preempting.remove(&id);
+                if !ok && self.pending.contains_key(&id) {
+                    // Some victim could not be removed: look again rather than wait forever.
+                    let prio = self.pending.get(&id).map(|p| state::priority(p));
+                    self.queue.remove(&id);
+                    self.queue.add(&id, prio.unwrap_or(0));
+                }
+            }
             Outcome::Bound(id) => {
                 self.assumed.remove(&id);
                 self.pending.remove(&id);
@@ -253,12 +317,29 @@ impl Scheduler {
             return;
         }
         let cand = Candidate::new(&pod, &self.state);
+        // A preemptor goes where it made room if it fits there now (kube's
+        // evaluateNominatedNode).
+        if let Some(nominated) = self.state.nominated_node(&id).map(str::to_string)
+            && self
+                .state
+                .nodes
+                .get(&nominated)
+                .is_some_and(|node| cand.filter(node).is_ok())
+        {
+            self.state.add_pod(pod.clone(), &nominated);
+            self.assumed.insert(id.clone());
+            self.bind(id, pod, nominated);
+            return;
+        }
         let want = feasible_to_find(n, self.cfg.percentage_of_nodes_to_score);
         let mut feasible = Vec::with_capacity(want);
-        let mut reasons: HashMap<Reject, usize> = HashMap::new();
+        // Few distinct reasons: a short list beats hashing one per rejected node.
+        let mut reasons: Vec<(Reject, usize)> = Vec::new();
         let mut checked = 0;
-        for i in 0..n {
-            let name = &self.state.order[(self.next_start + i) % n];
+        let mut pos = self.next_start % n;
+        for _ in 0..n {
+            let name = &self.state.order[pos];
+            pos = if pos + 1 == n { 0 } else { pos + 1 };
             checked += 1;
             let Some(node) = self.state.nodes.get(name) else {
                 continue;
@@ -270,13 +351,37 @@ impl Scheduler {
                         break;
                     }
                 }
-                Err(r) => *reasons.entry(r).or_default() += 1,
+                Err(r) => match reasons.iter_mut().find(|(x, _)| *x == r) {
+                    Some((_, c)) => *c += 1,
+                    None => reasons.push((r, 1)),
+                },
             }
         }
         self.next_start = (self.next_start + checked) % n;
         if feasible.is_empty() {
+            let reasons: HashMap<Reject, usize> = reasons.into_iter().collect();
             let message = unschedulable_message(n, &reasons);
-            self.fail(&id, pod, message);
+            let nominated = self.state.nominated_node(&id);
+            let eligible = if self.preempting.contains(&id) {
+                None
+            } else {
+                Some(preemption::eligible(&pod, nominated, &self.state))
+            };
+            // Preemption needs each node's failure: a second pass, on this path only, keeps
+            // the common (feasible) path free of per-node allocations.
+            let rejects: Vec<(String, Reject)> = if matches!(eligible, Some(Ok(()))) {
+                self.state
+                    .order
+                    .iter()
+                    .filter_map(|name| {
+                        let node = self.state.nodes.get(name)?;
+                        cand.filter(node).err().map(|r| (name.clone(), r))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            self.post_filter(&id, pod, message, eligible, rejects);
             return;
         }
         let scores = cand.score(&feasible);
@@ -299,9 +404,116 @@ impl Scheduler {
     }
 
     fn fail(&mut self, id: &str, pod: Arc<Pod>, message: String) {
+        self.fail_nominating(id, pod, message, None);
+    }
+
+    fn fail_nominating(
+        &mut self,
+        id: &str,
+        pod: Arc<Pod>,
+        message: String,
+        nominate: Option<String>,
+    ) {
         tracing::debug!(pod = %id, %message, "unschedulable");
         self.queue.failed(id, true);
-        let _ = self.notes.try_send(Note::Unschedulable { pod, message });
+        let _ = self.notes.try_send(Note::Unschedulable {
+            pod,
+            message,
+            nominate,
+        });
+    }
+
+    /// The pod fits nowhere: try preemption, then record the failure (and any nomination).
+    /// kube appends the preemption outcome to the filter message with its own period, so
+    /// the message may end in "..", as upstream's does.
+    fn post_filter(
+        &mut self,
+        id: &str,
+        pod: Arc<Pod>,
+        message: String,
+        eligible: Option<Result<(), preemption::NoPreemption>>,
+        rejects: Vec<(String, Reject)>,
+    ) {
+        match eligible {
+            // Its earlier preemption is still under way.
+            None => self.fail(id, pod, message),
+            Some(Err(why)) => {
+                let message = format!("{message} preemption: {}.", why.message());
+                self.fail(id, pod, message);
+            }
+            Some(Ok(())) => {
+                let budgets: Vec<preemption::Budget> = self.budgets.values().cloned().collect();
+                let offset = if rejects.is_empty() {
+                    0
+                } else {
+                    rand::random_range(0..rejects.len())
+                };
+                let n = self.state.order.len();
+                match preemption::find(&pod, &mut self.state, &rejects, n, &budgets, offset) {
+                    Err(why) => {
+                        let had = self.state.nominated_node(id).is_some()
+                            || pod
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.nominated_node_name.as_deref())
+                                .is_some_and(|n| !n.is_empty());
+                        self.state.unnominate(id);
+                        let message = format!("{message} preemption: {}.", why.message());
+                        self.fail_nominating(id, pod, message, had.then(String::new));
+                    }
+                    Ok(victims) => {
+                        self.preempt(id, &pod, victims.clone());
+                        self.fail_nominating(id, pod, message, Some(victims.node));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Nominates the node, then removes the victims off the scheduling path.
+    fn preempt(&mut self, id: &str, pod: &Arc<Pod>, victims: preemption::Victims) {
+        let node = victims.node.clone();
+        tracing::info!(pod = %id, %node, victims = victims.pods.len(), "preempting");
+        self.state.nominate(pod, &node);
+        for v in &victims.pods {
+            if let Some(rec) = self.state.pods.get_mut(&uid(v)) {
+                rec.preempted = true;
+            }
+        }
+        // Lower-priority pods nominated to this node may no longer fit there.
+        let p = state::priority(pod);
+        let displaced: Vec<String> = self
+            .state
+            .nodes
+            .get(&node)
+            .map(|n| {
+                n.nominated
+                    .iter()
+                    .filter(|x| x.priority < p)
+                    .map(|x| x.uid.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut clear = Vec::new();
+        for u in displaced {
+            self.state.unnominate(&u);
+            if let Some(other) = self.pending.get(&u) {
+                clear.push(other.clone());
+                let prio = state::priority(other);
+                self.queue.remove(&u);
+                self.queue.add(&u, prio);
+            }
+        }
+        self.preempting.insert(id.to_string());
+        tokio::spawn(remove_victims(
+            self.client.clone(),
+            self.events.clone(),
+            self.outcomes.clone(),
+            self.cfg.name.clone(),
+            pod.clone(),
+            victims,
+            clear,
+        ));
     }
 
     fn bind(&self, id: String, pod: Arc<Pod>, node: String) {
@@ -342,6 +554,81 @@ impl Scheduler {
     }
 }
 
+/// kube's prepareCandidate: each victim gets the DisruptionTarget condition, is deleted (with
+/// its grace period) and gets a `Preempted` event; lower-priority pods nominated to the node
+/// lose their nomination.
+async fn remove_victims(
+    client: kube::Client,
+    events: Events,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    scheduler: String,
+    preemptor: Arc<Pod>,
+    victims: preemption::Victims,
+    clear: Vec<Arc<Pod>>,
+) {
+    let id = uid(&preemptor);
+    let related = kube::Resource::object_ref(preemptor.as_ref(), &());
+    let mut ok = true;
+    for victim in victims
+        .pods
+        .iter()
+        .filter(|v| v.metadata.deletion_timestamp.is_none())
+    {
+        let ns = victim.metadata.namespace.clone().unwrap_or_default();
+        let name = victim.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let patch = serde_json::json!({"status": {"conditions": [{
+            "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+            "message": format!("{scheduler}: preempting to accommodate a higher priority pod"),
+            "lastTransitionTime": crate::registry::meta::now(),
+        }]}});
+        let result = match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+        {
+            Ok(_) => api
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {}
+            // Gone already: that is what we wanted.
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(e) => {
+                tracing::warn!(victim = %name, preemptor = %id, error = %e, "preempting a pod failed");
+                ok = false;
+                break;
+            }
+        }
+        let r = kube::Resource::object_ref(victim.as_ref(), &());
+        events
+            .related(
+                "Normal",
+                &r,
+                &related,
+                "Preempted",
+                "Preempting",
+                format!("Preempted by pod {id} on node {}", victims.node),
+            )
+            .await;
+    }
+    for other in clear {
+        let ns = other.metadata.namespace.clone().unwrap_or_default();
+        let name = other.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let patch = serde_json::json!({"status": {"nominatedNodeName": null}});
+        if let Err(e) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::debug!(pod = %name, error = %e, "clearing a nomination failed");
+        }
+    }
+    let _ = outcomes.send(Outcome::Preempted(id, ok));
+}
+
 /// Records events and the PodScheduled condition off the scheduling path.
 async fn note_worker(client: kube::Client, events: Events, mut rx: mpsc::Receiver<Note>) {
     while let Some(note) = rx.recv().await {
@@ -359,14 +646,24 @@ async fn note_worker(client: kube::Client, events: Events, mut rx: mpsc::Receive
                     )
                     .await;
             }
-            Note::Unschedulable { pod, message } => {
+            Note::Unschedulable {
+                pod,
+                message,
+                nominate,
+            } => {
                 let current = pod
                     .status
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
                     .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
                     .and_then(|c| c.message.clone());
-                if current.as_deref() == Some(message.as_str()) {
+                let nominated_now = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.nominated_node_name.clone())
+                    .unwrap_or_default();
+                let same_nomination = nominate.as_ref().is_none_or(|n| *n == nominated_now);
+                if current.as_deref() == Some(message.as_str()) && same_nomination {
                     continue; // already said
                 }
                 let r = kube::Resource::object_ref(pod.as_ref(), &());
@@ -376,11 +673,18 @@ async fn note_worker(client: kube::Client, events: Events, mut rx: mpsc::Receive
                 let ns = pod.metadata.namespace.clone().unwrap_or_default();
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-                let patch = serde_json::json!({"status": {"conditions": [{
+                let mut patch = serde_json::json!({"status": {"conditions": [{
                     "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": message, "lastProbeTime": null,
                     "lastTransitionTime": crate::registry::meta::now(),
                 }]}});
+                if let Some(n) = nominate {
+                    patch["status"]["nominatedNodeName"] = if n.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::json!(n)
+                    };
+                }
                 if let Err(e) = api
                     .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
                     .await
@@ -398,10 +702,16 @@ pub async fn run(client: kube::Client, cfg: SchedulerConfig, stop: CancellationT
         watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).boxed();
     let nodes: BoxStream<'static, Result<watcher::Event<Node>, watcher::Error>> =
         watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).boxed();
+    let budgets: BoxStream<'static, Result<watcher::Event<PodDisruptionBudget>, watcher::Error>> =
+        watcher(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .boxed();
     let (outcomes_tx, mut outcomes) = mpsc::unbounded_channel();
     let (notes_tx, notes_rx) = mpsc::channel(4096);
     let events = Events::new(client.clone(), &cfg.name, &cfg.instance);
-    let worker = tokio::spawn(note_worker(client.clone(), events, notes_rx));
+    let worker = tokio::spawn(note_worker(client.clone(), events.clone(), notes_rx));
     let mut s = Scheduler {
         binds: Arc::new(Semaphore::new(cfg.parallel_binds.max(1))),
         cfg,
@@ -417,9 +727,13 @@ pub async fn run(client: kube::Client, cfg: SchedulerConfig, stop: CancellationT
         synced_nodes: false,
         relist_pods: None,
         relist_nodes: None,
+        budgets: HashMap::new(),
+        preempting: HashSet::new(),
+        events,
     };
     let mut pods = pods;
     let mut nodes = nodes;
+    let mut budgets = budgets;
     let mut flush = tokio::time::interval(Duration::from_secs(5));
     loop {
         let ready = s.synced_pods && s.synced_nodes && s.queue.has_ready();
@@ -438,6 +752,14 @@ pub async fn run(client: kube::Client, cfg: SchedulerConfig, stop: CancellationT
                 Some(Ok(ev)) => s.handle_nodes(ev),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "node watch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                None => break,
+            },
+            ev = budgets.next() => match ev {
+                Some(Ok(ev)) => s.handle_budgets(ev),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "PodDisruptionBudget watch failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 None => break,

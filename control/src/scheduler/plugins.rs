@@ -4,13 +4,14 @@
 //! spreading.
 
 use super::resources::{Resources, pod_requests};
-use super::state::{NodeInfo, State, host_ports};
+use super::state::{NodeInfo, State, Topology, host_ports};
 use crate::api::selectors::LabelSelector;
 use k8s_openapi::api::core::v1::{
     NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
     TopologySpreadConstraint,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Why a node was rejected, worded as kube-scheduler words it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +27,10 @@ pub enum Reject {
     ExistingAntiAffinity,
     Spread,
     SpreadMissingLabel,
+    /// Preemption: the node failed a filter that removing pods cannot fix.
+    PreemptionNotHelpful,
+    /// Preemption: nothing of lower priority runs there.
+    NoVictims,
 }
 
 impl Reject {
@@ -47,7 +52,23 @@ impl Reject {
                 "node(s) didn't match pod topology spread constraints (missing required label)"
                     .into()
             }
+            Reject::PreemptionNotHelpful => "Preemption is not helpful for scheduling".into(),
+            Reject::NoVictims => "No preemption victims found for incoming pod".into(),
         }
+    }
+
+    /// kube's `UnschedulableAndUnresolvable`: removing pods from the node would not help.
+    pub fn unresolvable(&self) -> bool {
+        matches!(
+            self,
+            Reject::Unschedulable
+                | Reject::NodeAffinity
+                | Reject::Taint(..)
+                | Reject::PodAffinity
+                | Reject::SpreadMissingLabel
+                | Reject::PreemptionNotHelpful
+                | Reject::NoVictims
+        )
     }
 }
 
@@ -117,32 +138,37 @@ fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
 
 /// Everything about the incoming pod the plugins need, computed once per scheduling attempt.
 pub struct Candidate {
+    uid: String,
+    pub priority: i32,
     pub requests: Resources,
     ports: Vec<(String, i32, String)>,
     tolerations: Vec<Toleration>,
     node_selector: BTreeMap<String, String>,
     required_terms: Option<Vec<NodeSelectorTerm>>,
+    /// Nodes (by slot) passing nodeSelector and required node affinity; None: no such rule.
+    node_mask: Option<Arc<Vec<bool>>>,
     preferred_terms: Vec<(i32, NodeSelectorTerm)>,
     namespace: String,
     labels: BTreeMap<String, String>,
-    /// Required pod affinity: (topology key, domains that hold a matching pod; None = any).
-    affinity: Vec<(String, Option<HashSet<String>>)>,
-    /// Required anti-affinity: (topology key, domains that hold a matching pod).
-    anti_affinity: Vec<(String, HashSet<String>)>,
-    /// Existing pods' anti-affinity against this pod: (topology key, domain).
-    existing_anti: HashSet<(String, String)>,
-    /// Preferred (anti-)affinity: (weight, topology key, domain → matching pods).
-    preferred_affinity: Vec<(i64, String, HashMap<String, i64>)>,
+    /// Required pod affinity: (topology, whether each domain holds a matching pod; None = any).
+    affinity: Vec<(Arc<Topology>, Option<Vec<bool>>)>,
+    /// Required anti-affinity: (topology, whether each domain holds a matching pod).
+    anti_affinity: Vec<(Arc<Topology>, Vec<bool>)>,
+    /// Existing pods' anti-affinity against this pod: (topology, domain).
+    existing_anti: Vec<(Arc<Topology>, usize)>,
+    /// Preferred (anti-)affinity: (weight, topology, matching pods per domain).
+    preferred_affinity: Vec<(i64, Arc<Topology>, Vec<i64>)>,
     spread: Vec<Spread>,
     /// Pods of the same controller per node (default spreading).
     siblings: HashMap<String, u32>,
 }
 
 struct Spread {
-    key: String,
+    topo: Arc<Topology>,
     max_skew: i64,
     hard: bool,
-    counts: HashMap<String, i64>,
+    /// Matching pods per domain (0 for domains the pod could not go to).
+    counts: Vec<i64>,
     min: i64,
 }
 
@@ -153,17 +179,17 @@ fn selector_of(
     LabelSelector::from_object(&v).ok()
 }
 
-/// Domains (values of `key`) of nodes holding pods that match `sel` in `namespaces`.
+/// Pods matching `sel` in `namespaces`, per domain of `topo`.
 fn domains_with(
     state: &State,
     namespaces: &[String],
     sel: &LabelSelector,
-    key: &str,
-) -> HashMap<String, i64> {
-    let mut out: HashMap<String, i64> = HashMap::new();
+    topo: &Topology,
+) -> Vec<i64> {
+    let mut out = vec![0i64; topo.len()];
     let mut add = |node: &str, n: i64| {
-        if let Some(d) = state.nodes.get(node).and_then(|ni| ni.labels.get(key)) {
-            *out.entry(d.clone()).or_default() += n;
+        if let Some(d) = state.nodes.get(node).and_then(|ni| topo.domain(ni)) {
+            out[d] += n;
         }
     };
     // One `key=value` requirement: answered from the label index.
@@ -196,12 +222,16 @@ fn term_namespaces(term: &PodAffinityTerm, own: &str) -> Vec<String> {
 
 impl Candidate {
     pub fn new(pod: &Pod, state: &State) -> Candidate {
-        let spec = pod.spec.clone().unwrap_or_default();
+        let default_spec = Default::default();
+        let spec = pod.spec.as_ref().unwrap_or(&default_spec);
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let affinity = spec.affinity.clone().unwrap_or_default();
+        let default_affinity = Default::default();
+        let affinity = spec.affinity.as_ref().unwrap_or(&default_affinity);
         let node_aff = affinity.node_affinity.clone().unwrap_or_default();
         let mut c = Candidate {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            priority: super::state::priority(pod),
             requests: pod_requests(pod),
             ports: host_ports(pod),
             tolerations: spec.tolerations.clone().unwrap_or_default(),
@@ -209,6 +239,7 @@ impl Candidate {
             required_terms: node_aff
                 .required_during_scheduling_ignored_during_execution
                 .map(|s| s.node_selector_terms),
+            node_mask: None,
             preferred_terms: node_aff
                 .preferred_during_scheduling_ignored_during_execution
                 .unwrap_or_default()
@@ -219,11 +250,16 @@ impl Candidate {
             labels: labels.clone(),
             affinity: Vec::new(),
             anti_affinity: Vec::new(),
-            existing_anti: HashSet::new(),
+            existing_anti: Vec::new(),
             preferred_affinity: Vec::new(),
             spread: Vec::new(),
             siblings: HashMap::new(),
         };
+        if !c.node_selector.is_empty() || c.required_terms.is_some() {
+            // The same for every replica of a workload: evaluated once per node, not per pod.
+            let key = format!("{:?}|{:?}", c.node_selector, c.required_terms);
+            c.node_mask = Some(state.node_mask(&key, |n| c.node_affinity_eval(n)));
+        }
         let pod_aff = affinity.pod_affinity.clone().unwrap_or_default();
         for term in pod_aff
             .required_during_scheduling_ignored_during_execution
@@ -234,15 +270,17 @@ impl Candidate {
                 continue;
             };
             let nss = term_namespaces(term, &namespace);
-            let domains = domains_with(state, &nss, &sel, &term.topology_key);
+            let topo = state.topology(&term.topology_key);
+            let domains = domains_with(state, &nss, &sel, &topo);
             // The first pod of a group that matches its own affinity may go anywhere.
-            let any = domains.is_empty() && nss.contains(&namespace) && sel.matches(&labels);
+            let any =
+                domains.iter().all(|n| *n == 0) && nss.contains(&namespace) && sel.matches(&labels);
             c.affinity.push((
-                term.topology_key.clone(),
+                topo,
                 if any {
                     None
                 } else {
-                    Some(domains.into_keys().collect())
+                    Some(domains.iter().map(|n| *n > 0).collect())
                 },
             ));
         }
@@ -255,12 +293,9 @@ impl Candidate {
                 continue;
             };
             let nss = term_namespaces(&w.pod_affinity_term, &namespace);
-            let key = w.pod_affinity_term.topology_key.clone();
-            c.preferred_affinity.push((
-                w.weight as i64,
-                key.clone(),
-                domains_with(state, &nss, &sel, &key),
-            ));
+            let topo = state.topology(&w.pod_affinity_term.topology_key);
+            let counts = domains_with(state, &nss, &sel, &topo);
+            c.preferred_affinity.push((w.weight as i64, topo, counts));
         }
         let anti = affinity.pod_anti_affinity.clone().unwrap_or_default();
         for term in anti
@@ -272,9 +307,10 @@ impl Candidate {
                 continue;
             };
             let nss = term_namespaces(term, &namespace);
-            let domains = domains_with(state, &nss, &sel, &term.topology_key);
+            let topo = state.topology(&term.topology_key);
+            let domains = domains_with(state, &nss, &sel, &topo);
             c.anti_affinity
-                .push((term.topology_key.clone(), domains.into_keys().collect()));
+                .push((topo, domains.iter().map(|n| *n > 0).collect()));
         }
         for w in anti
             .preferred_during_scheduling_ignored_during_execution
@@ -285,12 +321,10 @@ impl Candidate {
                 continue;
             };
             let nss = term_namespaces(&w.pod_affinity_term, &namespace);
-            let key = w.pod_affinity_term.topology_key.clone();
-            c.preferred_affinity.push((
-                -(w.weight as i64),
-                key.clone(),
-                domains_with(state, &nss, &sel, &key),
-            ));
+            let topo = state.topology(&w.pod_affinity_term.topology_key);
+            let counts = domains_with(state, &nss, &sel, &topo);
+            c.preferred_affinity
+                .push((-(w.weight as i64), topo, counts));
         }
         // Existing pods that refuse to share a domain with pods like this one.
         for uid in &state.with_anti_affinity {
@@ -313,13 +347,12 @@ impl Candidate {
                 };
                 if term_namespaces(term, &p.namespace).contains(&namespace)
                     && sel.matches(&labels)
-                    && let Some(d) = state
-                        .nodes
-                        .get(&p.node)
-                        .and_then(|n| n.labels.get(&term.topology_key))
+                    && let Some(n) = state.nodes.get(&p.node)
                 {
-                    c.existing_anti
-                        .insert((term.topology_key.clone(), d.clone()));
+                    let topo = state.topology(&term.topology_key);
+                    if let Some(d) = topo.domain(n) {
+                        c.existing_anti.push((topo, d));
+                    }
                 }
             }
         }
@@ -340,7 +373,7 @@ impl Candidate {
 
     fn spread_counts(&self, state: &State, tsc: &TopologySpreadConstraint) -> Spread {
         let sel = selector_of(tsc.label_selector.as_ref()).unwrap_or_default();
-        let mut counts: HashMap<String, i64> = HashMap::new();
+        let topo = state.topology(&tsc.topology_key);
         // Domains are those of nodes the pod could go to: by its node affinity (unless the
         // policy ignores it) and, with `nodeTaintsPolicy: Honor`, by its tolerations.
         let honor_affinity = tsc.node_affinity_policy.as_deref() != Some("Ignore");
@@ -354,10 +387,10 @@ impl Candidate {
             honor_taints
         );
         let cached = state.domain_cache.borrow().get(&key).cloned();
-        let domains = match cached {
+        let eligible = match cached {
             Some(d) => d,
             None => {
-                let mut d = HashSet::new();
+                let mut d = vec![false; topo.len()];
                 for n in state.nodes.values() {
                     if honor_affinity && !self.node_affinity_ok(n) {
                         continue;
@@ -365,36 +398,37 @@ impl Candidate {
                     if honor_taints && self.untolerated_taint(n).is_some() {
                         continue;
                     }
-                    if let Some(v) = n.labels.get(&tsc.topology_key) {
-                        d.insert(v.clone());
+                    if let Some(i) = topo.domain(n) {
+                        d[i] = true;
                     }
                 }
-                let d = std::sync::Arc::new(d);
+                let d = Arc::new(d);
                 state.domain_cache.borrow_mut().insert(key, d.clone());
                 d
             }
         };
-        for d in domains.iter() {
-            counts.insert(d.clone(), 0);
-        }
+        let mut counts = vec![0i64; topo.len()];
         if !sel.is_empty() {
-            for (d, n) in domains_with(
-                state,
-                std::slice::from_ref(&self.namespace),
-                &sel,
-                &tsc.topology_key,
-            ) {
-                if let Some(c) = counts.get_mut(&d) {
-                    *c += n;
+            let found = domains_with(state, std::slice::from_ref(&self.namespace), &sel, &topo);
+            for (i, n) in found.into_iter().enumerate() {
+                if eligible.get(i).copied().unwrap_or(false) {
+                    counts[i] = n;
                 }
             }
         }
-        let mut min = counts.values().copied().min().unwrap_or(0);
-        if (counts.len() as i32) < tsc.min_domains.unwrap_or(1) {
+        let domains = eligible.iter().filter(|e| **e).count();
+        let mut min = counts
+            .iter()
+            .zip(eligible.iter())
+            .filter(|(_, e)| **e)
+            .map(|(c, _)| *c)
+            .min()
+            .unwrap_or(0);
+        if (domains as i32) < tsc.min_domains.unwrap_or(1) {
             min = 0;
         }
         Spread {
-            key: tsc.topology_key.clone(),
+            topo,
             max_skew: tsc.max_skew.max(1) as i64,
             hard: tsc.when_unsatisfiable == "DoNotSchedule",
             counts,
@@ -402,7 +436,27 @@ impl Candidate {
         }
     }
 
+    /// Whether the filters look beyond the node itself (other pods' labels and terms), so
+    /// that removing pods from a node changes more than its free resources.
+    pub fn depends_on_other_pods(&self) -> bool {
+        !self.affinity.is_empty()
+            || !self.anti_affinity.is_empty()
+            || !self.existing_anti.is_empty()
+            || self.spread.iter().any(|s| s.hard)
+    }
+
     fn node_affinity_ok(&self, n: &NodeInfo) -> bool {
+        match &self.node_mask {
+            Some(mask) => match mask.get(n.slot) {
+                Some(ok) => *ok,
+                None => self.node_affinity_eval(n),
+            },
+            None => true,
+        }
+    }
+
+    /// nodeSelector and required node affinity, evaluated on the node's labels.
+    fn node_affinity_eval(&self, n: &NodeInfo) -> bool {
         self.node_selector
             .iter()
             .all(|(k, v)| n.labels.get(k) == Some(v))
@@ -444,15 +498,32 @@ impl Candidate {
                 taint.value.clone().unwrap_or_default(),
             ));
         }
+        // Pods nominated here by preemption, at least as important as this one, keep their
+        // room (kube's addNominatedPods).
+        let mut with_nominated = None;
+        let mut nominated_ports = Vec::new();
+        for p in n
+            .nominated
+            .iter()
+            .filter(|p| p.priority >= self.priority && p.uid != self.uid)
+        {
+            with_nominated
+                .get_or_insert_with(|| n.requested.clone())
+                .add(&p.requests);
+            nominated_ports.extend(p.ports.iter());
+        }
         for p in &self.ports {
-            let conflict = n.used_ports.keys().any(|(proto, port, ip)| {
+            let clash = |(proto, port, ip): &(String, i32, String)| {
                 proto == &p.0 && *port == p.1 && (ip == &p.2 || ip == "0.0.0.0" || p.2 == "0.0.0.0")
-            });
-            if conflict {
+            };
+            if n.used_ports.keys().any(clash) || nominated_ports.iter().any(|q| clash(q)) {
                 return Err(Reject::Ports);
             }
         }
-        let (free, req) = (&n.allocatable, &n.requested);
+        let (free, req) = (
+            &n.allocatable,
+            with_nominated.as_ref().unwrap_or(&n.requested),
+        );
         if req.pods + 1 > free.pods {
             return Err(Reject::TooManyPods);
         }
@@ -474,28 +545,31 @@ impl Candidate {
                 return Err(Reject::Insufficient(k.clone()));
             }
         }
-        for (key, domains) in &self.affinity {
-            let ok = match (n.labels.get(key), domains) {
+        for (topo, domains) in &self.affinity {
+            let ok = match (topo.domain(n), domains) {
                 (None, _) => false,
                 (Some(_), None) => true,
-                (Some(d), Some(ds)) => ds.contains(d),
+                (Some(d), Some(ds)) => ds.get(d).copied().unwrap_or(false),
             };
             if !ok {
                 return Err(Reject::PodAffinity);
             }
         }
-        for (key, domains) in &self.anti_affinity {
-            if n.labels.get(key).is_some_and(|d| domains.contains(d)) {
+        for (topo, domains) in &self.anti_affinity {
+            if topo
+                .domain(n)
+                .is_some_and(|d| domains.get(d).copied().unwrap_or(false))
+            {
                 return Err(Reject::PodAntiAffinity);
             }
         }
-        for (key, domain) in &self.existing_anti {
-            if n.labels.get(key) == Some(domain) {
+        for (topo, domain) in &self.existing_anti {
+            if topo.domain(n) == Some(*domain) {
                 return Err(Reject::ExistingAntiAffinity);
             }
         }
         for s in self.spread.iter().filter(|s| s.hard) {
-            let Some(d) = n.labels.get(&s.key) else {
+            let Some(d) = s.topo.domain(n) else {
                 return Err(Reject::SpreadMissingLabel);
             };
             let count = s.counts.get(d).copied().unwrap_or(0);
@@ -572,10 +646,9 @@ impl Candidate {
                 .map(|n| {
                     self.preferred_affinity
                         .iter()
-                        .map(|(w, key, domains)| {
-                            n.labels
-                                .get(key)
-                                .and_then(|d| domains.get(d))
+                        .map(|(w, topo, counts)| {
+                            topo.domain(n)
+                                .and_then(|d| counts.get(d))
                                 .map(|c| w * c)
                                 .unwrap_or(0)
                         })
@@ -591,8 +664,8 @@ impl Candidate {
                 .map(|n| {
                     soft.iter()
                         .map(|s| {
-                            n.labels
-                                .get(&s.key)
+                            s.topo
+                                .domain(n)
                                 .and_then(|d| s.counts.get(d))
                                 .copied()
                                 .unwrap_or(0)

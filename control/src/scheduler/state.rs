@@ -3,11 +3,43 @@
 
 use super::resources::{Resources, node_allocatable, pod_requests};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+/// FNV-1a with a final mix, for the node map: every scheduling cycle looks up hundreds to
+/// thousands of nodes by name, and SipHash was the largest cost of the affinity benchmark.
+/// Node names come from the API server's Node objects, not from arbitrary clients.
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        // SplitMix64's finaliser: spreads short, similar names over all bits.
+        let mut h = self.0;
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 pub struct NodeInfo {
     pub name: String,
+    /// A small number of its own, stable while the node exists: index into per-node tables.
+    pub slot: usize,
     pub node: Arc<Node>,
     pub labels: BTreeMap<String, String>,
     pub taints: Vec<Taint>,
@@ -17,12 +49,24 @@ pub struct NodeInfo {
     pub pods: HashSet<String>,
     /// (protocol, hostPort, hostIP)
     pub used_ports: HashMap<(String, i32, String), u32>,
+    /// Pending pods nominated to this node by preemption: their room is kept for them.
+    pub nominated: Vec<Nominee>,
+}
+
+/// A pending pod that preempted others on a node and waits for them to go.
+#[derive(Debug, Clone)]
+pub struct Nominee {
+    pub uid: String,
+    pub priority: i32,
+    pub requests: Resources,
+    pub ports: Vec<(String, i32, String)>,
 }
 
 impl NodeInfo {
-    fn new(node: Arc<Node>) -> NodeInfo {
+    fn new(node: Arc<Node>, slot: usize) -> NodeInfo {
         let mut n = NodeInfo {
             name: node.metadata.name.clone().unwrap_or_default(),
+            slot,
             node: node.clone(),
             labels: BTreeMap::new(),
             taints: Vec::new(),
@@ -31,18 +75,23 @@ impl NodeInfo {
             requested: Resources::default(),
             pods: HashSet::new(),
             used_ports: HashMap::new(),
+            nominated: Vec::new(),
         };
         n.set(node);
         n
     }
 
-    fn set(&mut self, node: Arc<Node>) {
-        self.labels = node.metadata.labels.clone().unwrap_or_default();
-        self.taints = node
+    /// Takes the node's new version; says whether its labels and its taints changed.
+    fn set(&mut self, node: Arc<Node>) -> (bool, bool) {
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        let taints = node
             .spec
             .as_ref()
             .and_then(|s| s.taints.clone())
             .unwrap_or_default();
+        let changed = (labels != self.labels, taints != self.taints);
+        self.labels = labels;
+        self.taints = taints;
         self.unschedulable = node
             .spec
             .as_ref()
@@ -50,6 +99,42 @@ impl NodeInfo {
             .unwrap_or(false);
         self.allocatable = node_allocatable(&node);
         self.node = node;
+        changed
+    }
+}
+
+/// No domain: the node lacks the topology label.
+const NO_DOMAIN: u32 = u32::MAX;
+
+/// The values one node label takes over all nodes, numbered, and each node's number by slot:
+/// affinity and spreading look a node's domain up in an array instead of hashing strings.
+#[derive(Debug)]
+pub struct Topology {
+    pub names: Vec<String>,
+    ids: HashMap<String, u32>,
+    of_slot: Vec<u32>,
+}
+
+impl Topology {
+    /// The node's domain number, if it has the label.
+    pub fn domain(&self, n: &NodeInfo) -> Option<usize> {
+        self.of_slot
+            .get(n.slot)
+            .copied()
+            .filter(|d| *d != NO_DOMAIN)
+            .map(|d| d as usize)
+    }
+
+    pub fn id(&self, value: &str) -> Option<usize> {
+        self.ids.get(value).map(|d| *d as usize)
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 }
 
@@ -61,7 +146,30 @@ pub struct PodRec {
     pub node: String,
     pub requests: Resources,
     pub ports: Vec<(String, i32, String)>,
+    pub priority: i32,
+    /// Being deleted to make room for a preemptor (or about to be).
+    pub preempted: bool,
     pub pod: Arc<Pod>,
+}
+
+pub fn priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+}
+
+/// `podTerminatingByPreemption`: deleted, with the scheduler's DisruptionTarget condition.
+fn terminating_by_preemption(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.type_ == "DisruptionTarget"
+                        && c.status == "True"
+                        && c.reason.as_deref() == Some("PreemptionByScheduler")
+                })
+            })
 }
 
 pub fn host_ports(pod: &Pod) -> Vec<(String, i32, String)> {
@@ -88,7 +196,7 @@ pub fn host_ports(pod: &Pod) -> Vec<(String, i32, String)> {
 
 #[derive(Default)]
 pub struct State {
-    pub nodes: HashMap<String, NodeInfo>,
+    pub nodes: HashMap<String, NodeInfo, BuildHasherDefault<Fnv>>,
     /// Node names in a stable order (the scheduler walks them round-robin).
     pub order: Vec<String>,
     pub pods: HashMap<String, PodRec>,
@@ -99,9 +207,21 @@ pub struct State {
     pub with_anti_affinity: HashSet<String>,
     /// Controller uid → node → number of its pods there (default spreading).
     by_owner: HashMap<String, HashMap<String, u32>>,
-    /// Spreading domains eligible for a given (topology key, node constraints): the same for
-    /// every replica of a workload, so computed once per node change, not once per pod.
-    pub domain_cache: std::cell::RefCell<HashMap<String, std::sync::Arc<HashSet<String>>>>,
+    /// Bound pods per priority: preemption is skipped at once when nothing is lower.
+    priorities: BTreeMap<i32, usize>,
+    /// Pending pod → the node it is nominated to.
+    nominations: HashMap<String, String>,
+    /// Spreading domains eligible (by topology number) for a given (topology key, node
+    /// constraints): the same for every replica of a workload, so computed once per node
+    /// change, not once per pod.
+    pub domain_cache: RefCell<HashMap<String, Arc<Vec<bool>>>>,
+    /// Topologies by label key, built when first asked for; dropped when node labels change.
+    topologies: RefCell<HashMap<String, Arc<Topology>>>,
+    /// Nodes (by slot) passing a nodeSelector + required node affinity, keyed by its text;
+    /// dropped when node labels change.
+    node_masks: RefCell<HashMap<String, Arc<Vec<bool>>>>,
+    free_slots: Vec<usize>,
+    next_slot: usize,
 }
 
 fn owner(pod: &Pod) -> Option<String> {
@@ -118,22 +238,46 @@ fn uid(pod: &Pod) -> String {
 }
 
 impl State {
+    /// Node-derived caches: labels feed all of them, taints only the spreading domains.
+    /// Status-only updates (heartbeats) keep them.
+    fn forget_nodes(&mut self, labels: bool, taints: bool) {
+        if labels || taints {
+            self.domain_cache.get_mut().clear();
+        }
+        if labels {
+            self.topologies.get_mut().clear();
+            self.node_masks.get_mut().clear();
+        }
+    }
+
     pub fn upsert_node(&mut self, node: Arc<Node>) {
-        self.domain_cache.get_mut().clear();
         let name = node.metadata.name.clone().unwrap_or_default();
         match self.nodes.get_mut(&name) {
-            Some(n) => n.set(node),
+            Some(n) => {
+                let (labels, taints) = n.set(node);
+                self.forget_nodes(labels, taints);
+            }
             None => {
-                self.nodes.insert(name.clone(), NodeInfo::new(node));
+                let slot = self.free_slots.pop().unwrap_or_else(|| {
+                    self.next_slot += 1;
+                    self.next_slot - 1
+                });
+                self.nodes.insert(name.clone(), NodeInfo::new(node, slot));
                 let pos = self.order.binary_search(&name).unwrap_or_else(|p| p);
                 self.order.insert(pos, name);
+                self.forget_nodes(true, true);
             }
         }
     }
 
     pub fn remove_node(&mut self, name: &str) {
-        self.domain_cache.get_mut().clear();
-        self.nodes.remove(name);
+        self.forget_nodes(true, true);
+        if let Some(n) = self.nodes.remove(name) {
+            self.free_slots.push(n.slot);
+            for p in n.nominated {
+                self.nominations.remove(&p.uid);
+            }
+        }
         if let Ok(pos) = self.order.binary_search(&name.to_string()) {
             self.order.remove(pos);
         }
@@ -142,7 +286,11 @@ impl State {
     /// Records (or moves) a pod onto a node.
     pub fn add_pod(&mut self, pod: Arc<Pod>, node: &str) {
         let id = uid(&pod);
-        self.remove_pod(&id);
+        // A victim marked by this scheduler stays marked until its deletion shows.
+        let marked = self
+            .remove_pod(&id)
+            .is_some_and(|old| old.preempted && old.node == node);
+        self.unnominate(&id);
         let rec = PodRec {
             uid: id.clone(),
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -150,8 +298,20 @@ impl State {
             node: node.to_string(),
             requests: pod_requests(&pod),
             ports: host_ports(&pod),
-            pod: pod.clone(),
+            priority: priority(&pod),
+            preempted: marked || terminating_by_preemption(&pod),
+            pod,
         };
+        self.insert(rec);
+    }
+
+    /// Puts back a record taken out by `remove_pod` (preemption's what-ifs), marks included.
+    pub fn insert(&mut self, rec: PodRec) {
+        let id = rec.uid.clone();
+        let node = rec.node.clone();
+        let node = node.as_str();
+        let pod = rec.pod.clone();
+        *self.priorities.entry(rec.priority).or_default() += 1;
         if let Some(n) = self.nodes.get_mut(node) {
             n.requested.add(&rec.requests);
             n.pods.insert(id.clone());
@@ -197,6 +357,12 @@ impl State {
 
     pub fn remove_pod(&mut self, id: &str) -> Option<PodRec> {
         let rec = self.pods.remove(id)?;
+        if let Some(c) = self.priorities.get_mut(&rec.priority) {
+            *c -= 1;
+            if *c == 0 {
+                self.priorities.remove(&rec.priority);
+            }
+        }
         if let Some(n) = self.nodes.get_mut(&rec.node) {
             n.requested.sub(&rec.requests);
             n.pods.remove(id);
@@ -243,6 +409,84 @@ impl State {
         Some(rec)
     }
 
+    /// The numbered domains of label `key`.
+    pub fn topology(&self, key: &str) -> Arc<Topology> {
+        if let Some(t) = self.topologies.borrow().get(key) {
+            return t.clone();
+        }
+        let mut names: Vec<String> = Vec::new();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut of_slot = vec![NO_DOMAIN; self.next_slot];
+        for n in self.nodes.values() {
+            if let Some(v) = n.labels.get(key) {
+                let id = *ids.entry(v.clone()).or_insert_with(|| {
+                    names.push(v.clone());
+                    (names.len() - 1) as u32
+                });
+                of_slot[n.slot] = id;
+            }
+        }
+        let t = Arc::new(Topology {
+            names,
+            ids,
+            of_slot,
+        });
+        self.topologies
+            .borrow_mut()
+            .insert(key.to_string(), t.clone());
+        t
+    }
+
+    /// Which nodes (by slot) `pass`, cached under `key` until node labels change; `pass` must
+    /// depend on nothing but the node's labels and name.
+    pub fn node_mask(&self, key: &str, pass: impl Fn(&NodeInfo) -> bool) -> Arc<Vec<bool>> {
+        if let Some(m) = self.node_masks.borrow().get(key) {
+            return m.clone();
+        }
+        let mut mask = vec![false; self.next_slot];
+        for n in self.nodes.values() {
+            mask[n.slot] = pass(n);
+        }
+        let m = Arc::new(mask);
+        self.node_masks
+            .borrow_mut()
+            .insert(key.to_string(), m.clone());
+        m
+    }
+
+    /// Whether any bound pod has a priority below `p` (anything to preempt at all).
+    pub fn any_below(&self, p: i32) -> bool {
+        self.priorities.keys().next().is_some_and(|low| *low < p)
+    }
+
+    /// Keeps room on `node` for a pending pod (replacing an earlier nomination).
+    pub fn nominate(&mut self, pod: &Pod, node: &str) {
+        let id = uid(pod);
+        self.unnominate(&id);
+        let Some(n) = self.nodes.get_mut(node) else {
+            return;
+        };
+        n.nominated.push(Nominee {
+            uid: id.clone(),
+            priority: priority(pod),
+            requests: pod_requests(pod),
+            ports: host_ports(pod),
+        });
+        self.nominations.insert(id, node.to_string());
+    }
+
+    pub fn unnominate(&mut self, id: &str) {
+        if let Some(node) = self.nominations.remove(id)
+            && let Some(n) = self.nodes.get_mut(&node)
+        {
+            n.nominated.retain(|p| p.uid != id);
+        }
+    }
+
+    pub fn nominated_node(&self, id: &str) -> Option<&str> {
+        self.nominations.get(id).map(String::as_str)
+    }
+
     /// Node → number of pods of this controller.
     pub fn owner_counts(&self, owner_uid: &str) -> HashMap<String, u32> {
         self.by_owner.get(owner_uid).cloned().unwrap_or_default()
@@ -257,5 +501,49 @@ impl State {
     ) -> Option<&HashMap<String, u32>> {
         self.by_label
             .get(&(namespace.to_string(), key.to_string(), value.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(name: &str, zone: &str, cpu: &str) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"zone": zone}},
+                "status": {"allocatable": {"cpu": cpu, "pods": "110"}}}))
+            .expect("node"),
+        )
+    }
+
+    #[test]
+    fn topologies_and_masks_follow_label_changes_only() {
+        let mut s = State::default();
+        s.upsert_node(node("a", "z1", "1"));
+        s.upsert_node(node("b", "z2", "1"));
+        let t = s.topology("zone");
+        assert_eq!(t.len(), 2);
+        let (a, b) = (&s.nodes["a"], &s.nodes["b"]);
+        assert_eq!(t.domain(a), t.id("z1"));
+        assert_ne!(t.domain(a), t.domain(b));
+        assert_eq!(s.topology("missing").domain(a), None);
+        let in_z1 = |n: &NodeInfo| n.labels.get("zone").is_some_and(|z| z == "z1");
+        assert!(!s.node_mask("z1", in_z1)[s.nodes["b"].slot]);
+        // A status-only update (a heartbeat) keeps what was computed.
+        s.upsert_node(node("b", "z2", "2"));
+        assert!(Arc::ptr_eq(&t, &s.topology("zone")));
+        // A label change drops it: b is now in z1, for topologies and masks alike.
+        s.upsert_node(node("b", "z1", "2"));
+        let t2 = s.topology("zone");
+        assert_eq!(t2.len(), 1);
+        assert_eq!(t2.domain(&s.nodes["b"]), t2.domain(&s.nodes["a"]));
+        assert!(s.node_mask("z1", in_z1)[s.nodes["b"].slot]);
+        // Slots are reused, and a new node is seen at once.
+        let slot_b = s.nodes["b"].slot;
+        s.remove_node("b");
+        s.upsert_node(node("c", "z3", "1"));
+        assert_eq!(s.nodes["c"].slot, slot_b);
+        assert_eq!(s.topology("zone").len(), 2);
     }
 }
