@@ -102,8 +102,10 @@ async fn run_variant(args: &Args, variant: &str) -> Result<()> {
     create_all(
         &clients[..1],
         "/api/v1/namespaces/default/serviceaccounts",
-        vec![serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": "default"}, "automountServiceAccountToken": false})],
+        vec![
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default"}, "automountServiceAccountToken": false}),
+        ],
     )
     .await?;
     let affinity = variant == "affinity";
