@@ -287,6 +287,19 @@ struct RsSeen {
     available: i64,
 }
 
+/// The ReplicaSets as a timeout message shows them.
+fn replica_sets(rss: &HashMap<String, RsSeen>) -> String {
+    rss.iter()
+        .map(|(k, r)| {
+            format!(
+                "{k}: spec {} replicas {} available {}",
+                r.spec, r.replicas, r.available
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 struct RunResult {
     created: Duration,
     bound: Duration,
@@ -440,13 +453,7 @@ async fn run(args: &Args) -> Result<RunResult> {
                     "rolling update not done after {}s: deployment status {}, replicasets {}",
                     args.rollout_timeout,
                     last_deployment.get("status").unwrap_or(&Value::Null),
-                    rss.iter()
-                        .map(|(k, r)| format!(
-                            "{k}: spec {} replicas {} available {}",
-                            r.spec, r.replicas, r.available
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    replica_sets(&rss)
                 );
                 break;
             }
@@ -456,13 +463,7 @@ async fn run(args: &Args) -> Result<RunResult> {
                 first_uids.len(),
                 bound.len(),
                 last_deployment.get("status").unwrap_or(&Value::Null),
-                rss.iter()
-                    .map(|(k, r)| format!(
-                        "{k}: spec {} replicas {} available {}",
-                        r.spec, r.replicas, r.available
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                replica_sets(&rss)
             ),
         };
         let (obj, deleted) = match ev {

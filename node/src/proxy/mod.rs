@@ -150,6 +150,29 @@ fn write_names(path: &std::path::Path, names: &BTreeMap<String, String>) {
     }
 }
 
+/// What a reflector can follow: a namespaced or cluster kind with a static type.
+pub(crate) trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Keeps `writer`'s store following `api` and calls `changed` with every event (after the
 /// store applied it).
 fn follow_events<K>(
@@ -158,13 +181,7 @@ fn follow_events<K>(
     mut changed: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> impl std::future::Future<Output = ()>
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
@@ -185,13 +202,7 @@ pub(crate) fn follow<K>(
     changed: Arc<Notify>,
 ) -> impl std::future::Future<Output = ()>
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     follow_events(api, writer, move |_| changed.notify_one())
 }
