@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Repeats within this window become a series (kube's event cache TTL).
 const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
+/// How often expired entries are swept out of the cache: sweeping on every event made a burst
+/// of N events cost N² (a 1,000-pod ReplicaSet records one per pod).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -19,6 +22,30 @@ struct Key {
     reason: String,
     action: String,
     note: String,
+}
+
+/// The series cache: what was recorded recently, and when it was last swept.
+struct Seen {
+    recorded: HashMap<Key, Recorded>,
+    swept: Instant,
+}
+
+impl Seen {
+    /// Counts a repeat of `key` if it was recorded within the window.
+    fn repeat(&mut self, key: &Key, now: Instant) -> Option<(String, String, i32)> {
+        if now.duration_since(self.swept) >= SWEEP_EVERY {
+            self.recorded
+                .retain(|_, r| now.duration_since(r.last) < SERIES_WINDOW);
+            self.swept = now;
+        }
+        let r = self
+            .recorded
+            .get_mut(key)
+            .filter(|r| now.duration_since(r.last) < SERIES_WINDOW)?;
+        r.count += 1;
+        r.last = now;
+        Some((r.namespace.clone(), r.name.clone(), r.count))
+    }
 }
 
 struct Recorded {
@@ -34,7 +61,7 @@ pub struct Events {
     client: kube::Client,
     controller: String,
     instance: String,
-    seen: Arc<Mutex<HashMap<Key, Recorded>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 fn micro_now() -> String {
@@ -49,7 +76,10 @@ impl Events {
             client,
             controller: component.to_string(),
             instance: instance.to_string(),
-            seen: Arc::new(Mutex::new(HashMap::new())),
+            seen: Arc::new(Mutex::new(Seen {
+                recorded: HashMap::new(),
+                swept: Instant::now(),
+            })),
         }
     }
 
@@ -117,15 +147,11 @@ impl Events {
         };
         let api: Api<k8s_openapi::api::events::v1::Event> =
             Api::namespaced(self.client.clone(), &namespace);
-        let repeat = {
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            seen.retain(|_, r| r.last.elapsed() < SERIES_WINDOW);
-            seen.get_mut(&key).map(|r| {
-                r.count += 1;
-                r.last = Instant::now();
-                (r.namespace.clone(), r.name.clone(), r.count)
-            })
-        };
+        let repeat = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .repeat(&key, Instant::now());
         if let Some((ns, name, count)) = repeat {
             let api: Api<k8s_openapi::api::events::v1::Event> =
                 Api::namespaced(self.client.clone(), &ns);
@@ -172,7 +198,7 @@ impl Events {
         match api.create(&PostParams::default(), &ev).await {
             Ok(_) => {
                 let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-                seen.insert(
+                seen.recorded.insert(
                     key,
                     Recorded {
                         namespace,
@@ -184,5 +210,73 @@ impl Events {
             }
             Err(e) => tracing::debug!(reason, error = %e, "recording an event failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(note: &str) -> Key {
+        Key {
+            regarding: ("Pod".into(), "default".into(), "p".into(), "u".into()),
+            type_: "Normal",
+            reason: "Scheduled".into(),
+            action: "Binding".into(),
+            note: note.into(),
+        }
+    }
+
+    fn seen_with(k: Key, last: Instant) -> Seen {
+        let mut recorded = HashMap::new();
+        recorded.insert(
+            k,
+            Recorded {
+                namespace: "default".into(),
+                name: "p.1".into(),
+                count: 1,
+                last,
+            },
+        );
+        Seen {
+            recorded,
+            swept: last,
+        }
+    }
+
+    #[test]
+    fn repeats_within_the_window_count_in_the_series() {
+        let t0 = Instant::now();
+        let mut seen = seen_with(key("a"), t0);
+        let t1 = t0 + Duration::from_secs(60);
+        assert_eq!(
+            seen.repeat(&key("a"), t1),
+            Some(("default".into(), "p.1".into(), 2))
+        );
+        assert_eq!(seen.repeat(&key("b"), t1), None);
+        // The repeat moved the window on.
+        assert!(seen.repeat(&key("a"), t1 + SERIES_WINDOW / 2).is_some());
+    }
+
+    #[test]
+    fn an_expired_entry_is_not_a_repeat_even_before_the_sweep() {
+        let t0 = Instant::now();
+        let mut seen = seen_with(key("a"), t0);
+        // Swept just now, so the entry is still in the map, but past its window.
+        seen.swept = t0 + SERIES_WINDOW;
+        assert_eq!(
+            seen.repeat(&key("a"), t0 + SERIES_WINDOW + Duration::from_secs(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn sweeps_drop_expired_entries_only_now_and_then() {
+        let t0 = Instant::now();
+        let mut seen = seen_with(key("a"), t0);
+        let late = t0 + SERIES_WINDOW + SWEEP_EVERY;
+        assert_eq!(seen.repeat(&key("b"), late), None);
+        assert!(seen.recorded.is_empty());
+        assert_eq!(seen.swept, late);
     }
 }

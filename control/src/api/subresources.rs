@@ -170,11 +170,20 @@ async fn bind(api: &Arc<ApiServer>, ctx: &Ctx, body: &[u8]) -> ApiResult<Respons
         ));
     }
     let name = ctx.path.name.clone();
-    for _ in 0..16 {
-        let mut pod = api
-            .store
-            .get_existing(r, &ctx.path.namespace, &name)
-            .await?;
+    for attempt in 0..16 {
+        // First try the watch cache's copy: the write is conditional on its revision, so a
+        // stale copy costs a retry from storage, and a fresh one saves a storage read.
+        let cached = (attempt == 0)
+            .then(|| api.cache(r).ok()?.get(&r.key(&ctx.path.namespace, &name)))
+            .flatten();
+        let mut pod = match cached {
+            Some(p) => (*p).clone(),
+            None => {
+                api.store
+                    .get_existing(r, &ctx.path.namespace, &name)
+                    .await?
+            }
+        };
         let rev = meta::parse_rv(meta::resource_version(&pod))
             .ok()
             .flatten()

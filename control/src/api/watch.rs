@@ -249,7 +249,7 @@ impl Stream {
                         let ev = served_form(self.r, ev);
                         let Some(kind) = classify(&ev, keep) else { continue };
                         metrics.watch_event(self.r.plural);
-                        if !self.send(kind, &ev.object).await {
+                        if !self.send_event(kind, &ev).await {
                             return;
                         }
                     }
@@ -276,29 +276,49 @@ impl Stream {
     }
 
     async fn send(&mut self, kind: &str, obj: &Value) -> bool {
-        let object = match self.output {
+        match self.shaped(obj) {
+            Some(object) => self.send_raw(kind, object).await,
+            None => {
+                self.send_line(line(kind, &serde_json::to_vec(obj).unwrap_or_default()))
+                    .await
+            }
+        }
+    }
+
+    /// Sends a change; plain JSON watchers share the event's one encoding of the object.
+    async fn send_event(&mut self, kind: &str, ev: &CacheEvent) -> bool {
+        match self.shaped(&ev.object) {
+            Some(object) => self.send_raw(kind, object).await,
+            None => self.send_line(line(kind, ev.object_json())).await,
+        }
+    }
+
+    /// The object in the form this watch asked for, or `None` when that is the object itself.
+    fn shaped(&mut self, obj: &Value) -> Option<Value> {
+        match self.output {
             Output::Table => {
                 let with_columns = !self.columns_sent;
                 self.columns_sent = true;
-                table::table(
+                Some(table::table(
                     self.r,
                     std::slice::from_ref(obj),
                     self.include,
                     meta::resource_version(obj),
                     None,
                     with_columns,
-                )
+                ))
             }
-            Output::Metadata => table::partial_metadata(obj),
-            _ => obj.clone(),
-        };
-        self.send_raw(kind, object).await
+            Output::Metadata => Some(table::partial_metadata(obj)),
+            _ => None,
+        }
     }
 
     async fn send_raw(&mut self, kind: &str, object: Value) -> bool {
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        line.push(b'\n');
+        self.send_line(line(kind, &serde_json::to_vec(&object).unwrap_or_default()))
+            .await
+    }
+
+    async fn send_line(&mut self, line: Vec<u8>) -> bool {
         self.tx
             .send(Ok(Frame::data(Bytes::from(line))))
             .await
@@ -306,21 +326,32 @@ impl Stream {
     }
 }
 
+/// One watch event line, `{"type":…,"object":…}` and a newline, around an encoded object.
+fn line(kind: &str, object: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(object.len() + kind.len() + 32);
+    out.extend_from_slice(b"{\"type\":");
+    // Event types are fixed ASCII words, but encode it anyway rather than trust that.
+    out.extend_from_slice(&serde_json::to_vec(kind).unwrap_or_default());
+    out.extend_from_slice(b",\"object\":");
+    out.extend_from_slice(object);
+    out.extend_from_slice(b"}\n");
+    out
+}
+
 /// An event with its objects in the form `r` serves (events.k8s.io events are stored as core).
 fn served_form(r: &Resource, ev: Arc<CacheEvent>) -> Arc<CacheEvent> {
     if !convert::converts(r) {
         return ev;
     }
-    Arc::new(CacheEvent {
-        revision: ev.revision,
-        kind: ev.kind,
-        key: ev.key.clone(),
-        object: Arc::new(convert::from_stored(r, (*ev.object).clone())),
-        prev: ev
-            .prev
+    Arc::new(CacheEvent::new(
+        ev.revision,
+        ev.kind,
+        ev.key.clone(),
+        Arc::new(convert::from_stored(r, (*ev.object).clone())),
+        ev.prev
             .as_ref()
             .map(|p| Arc::new(convert::from_stored(r, (**p).clone()))),
-    })
+    ))
 }
 
 /// The event type a filtered watcher sees: a change that moves an object into the selection is
@@ -350,16 +381,31 @@ mod tests {
     fn selection_changes_become_added_and_deleted() {
         let keep = |o: &Value| o["metadata"]["labels"]["app"] == "web";
         let obj = |app: &str| Arc::new(json!({"metadata": {"labels": {"app": app}}}));
-        let ev = |prev: &str, now: &str| CacheEvent {
-            revision: 2,
-            kind: EventKind::Modified,
-            key: "k".into(),
-            object: obj(now),
-            prev: Some(obj(prev)),
+        let ev = |prev: &str, now: &str| {
+            CacheEvent::new(
+                2,
+                EventKind::Modified,
+                "k".into(),
+                obj(now),
+                Some(obj(prev)),
+            )
         };
         assert_eq!(classify(&ev("db", "web"), &keep), Some("ADDED"));
         assert_eq!(classify(&ev("web", "db"), &keep), Some("DELETED"));
         assert_eq!(classify(&ev("web", "web"), &keep), Some("MODIFIED"));
         assert_eq!(classify(&ev("db", "db"), &keep), None);
+    }
+
+    #[test]
+    fn a_shared_encoding_makes_the_same_line_as_the_whole_event() {
+        let obj =
+            Arc::new(json!({"kind": "Pod", "metadata": {"name": "p\"q", "resourceVersion": "9"}}));
+        let ev = CacheEvent::new(9, EventKind::Modified, "k".into(), obj.clone(), None);
+        let whole = serde_json::to_vec(&json!({"type": "MODIFIED", "object": *obj})).expect("json");
+        let mut want = whole;
+        want.push(b'\n');
+        assert_eq!(line("MODIFIED", ev.object_json()), want);
+        // The encoding is made once and shared.
+        assert!(std::ptr::eq(ev.object_json(), ev.object_json()));
     }
 }

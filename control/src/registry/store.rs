@@ -10,13 +10,55 @@ use base64::Engine;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Stored form: the object without `resourceVersion` (the revision is the version).
-pub fn encode(obj: &Value) -> Vec<u8> {
-    let mut o = obj.clone();
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
+/// Stored form: the object in `r`'s storage form, without `resourceVersion` (the revision is
+/// the version). Written without copying the object: every write goes through here.
+pub fn encode(r: &Resource, obj: &Value) -> Vec<u8> {
+    if convert::converts(r) {
+        return encode_stored(&convert::to_stored(r, obj.clone()));
     }
-    serde_json::to_vec(&o).unwrap_or_default()
+    encode_stored(obj)
+}
+
+fn encode_stored(obj: &Value) -> Vec<u8> {
+    serde_json::to_vec(&WithoutVersion(obj)).unwrap_or_default()
+}
+
+/// An object serialized with `metadata.resourceVersion` left out.
+struct WithoutVersion<'a>(&'a Value);
+
+/// A metadata map serialized without its `resourceVersion`.
+struct MetadataWithoutVersion<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for WithoutVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(m) = self.0 else {
+            return self.0.serialize(s);
+        };
+        let mut out = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            match (k.as_str(), v) {
+                ("metadata", Value::Object(meta)) => {
+                    out.serialize_entry(k, &MetadataWithoutVersion(meta))?
+                }
+                _ => out.serialize_entry(k, v)?,
+            }
+        }
+        out.end()
+    }
+}
+
+impl serde::Serialize for MetadataWithoutVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut out = s.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if k != "resourceVersion" {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        out.end()
+    }
 }
 
 pub fn decode(kv: &Kv) -> Option<Value> {
@@ -151,7 +193,7 @@ impl Store {
         let key = r.key(meta::namespace(&obj), meta::name(&obj));
         let mut txn = Txn {
             conditions: vec![Condition::Absent(key.clone())],
-            ops: vec![Op::Put(key, encode(&convert::to_stored(r, obj.clone())))],
+            ops: vec![Op::Put(key, encode(r, &obj))],
         };
         txn.conditions.extend(extra.conditions);
         txn.ops.extend(extra.ops);
@@ -185,7 +227,7 @@ impl Store {
         let key = r.key(meta::namespace(&obj), meta::name(&obj));
         let mut txn = Txn {
             conditions: vec![Condition::ModRevision(key.clone(), expected)],
-            ops: vec![Op::Put(key, encode(&convert::to_stored(r, obj.clone())))],
+            ops: vec![Op::Put(key, encode(r, &obj))],
         };
         txn.conditions.extend(extra.conditions);
         txn.ops.extend(extra.ops);
@@ -242,4 +284,57 @@ fn parse_continue(token: &str) -> ApiResult<ContinueToken> {
         return Err(bad());
     }
     Ok(tok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::resources::find;
+    use serde_json::json;
+
+    fn kv(value: Vec<u8>, rev: i64) -> Kv {
+        Kv {
+            key: "/registry/pods/default/p".into(),
+            value,
+            create_revision: rev,
+            mod_revision: rev,
+        }
+    }
+
+    #[test]
+    fn the_stored_form_leaves_out_only_the_resource_version() {
+        let pods = find("", "v1", "pods").expect("pods");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "resourceVersion": "7", "labels": {"resourceVersion": "kept"}, "uid": "u"},
+            "spec": {"nodeName": "n1", "metadata": {"resourceVersion": "kept too"}}});
+        let bytes = encode(pods, &pod);
+        let stored: Value = serde_json::from_slice(&bytes).expect("json");
+        let mut want = pod.clone();
+        want["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .shift_remove("resourceVersion");
+        assert_eq!(stored, want);
+        // Keys keep their order, so the stored bytes read as the object was written.
+        assert_eq!(
+            String::from_utf8(bytes.clone()).expect("utf8"),
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"resourceVersion":"kept"},"uid":"u"},"spec":{"nodeName":"n1","metadata":{"resourceVersion":"kept too"}}}"#
+        );
+        // Reading it back stamps the revision as the version.
+        assert_eq!(
+            decode(&kv(bytes, 42)).expect("decodes")["metadata"]["resourceVersion"],
+            "42"
+        );
+    }
+
+    #[test]
+    fn events_are_stored_in_the_core_form() {
+        let r = find("events.k8s.io", "v1", "events").expect("events.k8s.io");
+        let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "e", "resourceVersion": "3"}, "note": "hi"});
+        let stored: Value = serde_json::from_slice(&encode(r, &ev)).expect("json");
+        assert_eq!(stored["apiVersion"], "v1");
+        assert_eq!(stored["message"], "hi");
+        assert!(stored["metadata"].get("resourceVersion").is_none());
+    }
 }

@@ -8,9 +8,10 @@
 //! without touching storage, as kube-apiserver's watch cache does.
 
 use super::{Kv, Storage, StorageError, WatchEvent};
+use bytes::Bytes;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -42,12 +43,37 @@ pub struct CacheEvent {
     pub object: Arc<Value>,
     /// The object before the change (selectors need it to turn a MODIFIED into ADDED/DELETED).
     pub prev: Option<Arc<Value>>,
+    /// `object` as JSON, made by the first watcher that sends it and shared by the rest.
+    json: OnceLock<Bytes>,
 }
 
 /// Turns stored bytes into the API object, with `metadata.resourceVersion` set.
 pub type Decoder = fn(&Kv) -> Option<Value>;
 
 impl CacheEvent {
+    pub fn new(
+        revision: i64,
+        kind: EventKind,
+        key: String,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+    ) -> CacheEvent {
+        CacheEvent {
+            revision,
+            kind,
+            key,
+            object,
+            prev,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// `object` serialized as JSON, once for all the watchers that send this event.
+    pub fn object_json(&self) -> &Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default()))
+    }
+
     /// `None` for progress notifications and undecodable values.
     pub fn from_storage(ev: &WatchEvent, decode: Decoder) -> Option<CacheEvent> {
         match ev {
@@ -59,13 +85,13 @@ impl CacheEvent {
                 } else {
                     EventKind::Modified
                 };
-                Some(CacheEvent {
-                    revision: kv.mod_revision,
+                Some(CacheEvent::new(
+                    kv.mod_revision,
                     kind,
-                    key: kv.key.clone(),
+                    kv.key.clone(),
                     object,
                     prev,
-                })
+                ))
             }
             WatchEvent::Delete {
                 key,
@@ -80,14 +106,43 @@ impl CacheEvent {
                         Value::String(revision.to_string()),
                     );
                 }
-                Some(CacheEvent {
-                    revision: *revision,
-                    kind: EventKind::Deleted,
-                    key: key.clone(),
-                    object: Arc::new(object),
-                    prev: decode(prev_kv).map(Arc::new),
-                })
+                Some(CacheEvent::new(
+                    *revision,
+                    EventKind::Deleted,
+                    key.clone(),
+                    Arc::new(object),
+                    decode(prev_kv).map(Arc::new),
+                ))
             }
+            WatchEvent::Progress { .. } => None,
+        }
+    }
+}
+
+/// One storage event, decoded, before the cache applies it.
+enum Change {
+    Put {
+        key: String,
+        revision: i64,
+        created: bool,
+        object: Arc<Value>,
+    },
+    Delete {
+        key: String,
+        revision: i64,
+    },
+}
+
+impl Change {
+    fn decode(ev: WatchEvent, decode: Decoder) -> Option<Change> {
+        match ev {
+            WatchEvent::Put { kv, .. } => Some(Change::Put {
+                object: Arc::new(decode(&kv)?),
+                revision: kv.mod_revision,
+                created: kv.create_revision == kv.mod_revision,
+                key: kv.key,
+            }),
+            WatchEvent::Delete { key, revision, .. } => Some(Change::Delete { key, revision }),
             WatchEvent::Progress { .. } => None,
         }
     }
@@ -125,7 +180,8 @@ impl WatchCache {
         decode: Decoder,
     ) -> Result<Arc<WatchCache>, StorageError> {
         let (objects, start) = load(storage.as_ref(), &prefix, decode).await?;
-        let rx = storage.watch(&prefix, start, true).await?;
+        // No previous values from storage: the cache holds them already (a parse saved per event).
+        let rx = storage.watch(&prefix, start, false).await?;
         let (latest_tx, _) = watch::channel(start);
         let cache = Arc::new(WatchCache {
             prefix,
@@ -201,18 +257,49 @@ impl WatchCache {
         self.window.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, batch: Vec<Arc<CacheEvent>>, latest: i64) {
+    /// Applies a batch of changes in revision order; each event's previous object is the one
+    /// the cache held for its key.
+    fn push(&self, batch: Vec<Change>, latest: i64) {
         let mut w = self.lock();
-        for ev in batch {
-            match ev.kind {
-                EventKind::Deleted => {
-                    w.objects.remove(&ev.key);
+        for change in batch {
+            let ev = match change {
+                Change::Put {
+                    key,
+                    revision,
+                    created,
+                    object,
+                } => {
+                    let prev = w.objects.insert(key.clone(), object.clone());
+                    let kind = if created {
+                        EventKind::Added
+                    } else {
+                        EventKind::Modified
+                    };
+                    CacheEvent::new(revision, kind, key, object, prev)
                 }
-                _ => {
-                    w.objects.insert(ev.key.clone(), ev.object.clone());
+                Change::Delete { key, revision } => {
+                    // Something the cache never decoded: nothing to tell watchers.
+                    let Some(prev) = w.objects.remove(&key) else {
+                        continue;
+                    };
+                    // Its last state, stamped with the deletion's revision as Kubernetes does.
+                    let mut object = (*prev).clone();
+                    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert(
+                            "resourceVersion".into(),
+                            Value::String(revision.to_string()),
+                        );
+                    }
+                    CacheEvent::new(
+                        revision,
+                        EventKind::Deleted,
+                        key,
+                        Arc::new(object),
+                        Some(prev),
+                    )
                 }
-            }
-            w.events.push_back(ev);
+            };
+            w.events.push_back(Arc::new(ev));
         }
         while w.events.len() > self.capacity {
             if let Some(old) = w.events.pop_front() {
@@ -284,19 +371,19 @@ async fn run(
         match msg {
             Ok(batch) => {
                 let latest = batch.last().map(WatchEvent::revision).unwrap_or(0);
-                let events = batch
-                    .iter()
-                    .filter_map(|e| CacheEvent::from_storage(e, decode))
-                    .map(Arc::new)
+                // Parsing happens here, outside the lock that watchers and readers take.
+                let changes = batch
+                    .into_iter()
+                    .filter_map(|e| Change::decode(e, decode))
                     .collect();
-                c.push(events, latest);
+                c.push(changes, latest);
             }
             Err(e) => {
                 tracing::warn!(prefix = %c.prefix, error = %e, "watch cache lost its storage watch; restarting");
                 loop {
                     let restarted = match load(storage.as_ref(), &c.prefix, decode).await {
                         Ok((objects, rev)) => storage
-                            .watch(&c.prefix, rev, true)
+                            .watch(&c.prefix, rev, false)
                             .await
                             .map(|rx| (objects, rev, rx)),
                         Err(e) => Err(e),
