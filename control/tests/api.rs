@@ -697,6 +697,55 @@ async fn watches_resume_bookmark_and_send_initial_events() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_watch_older_than_the_cache_window_still_sees_deletions() {
+    let c = Cluster::start_with(&[
+        "--watch-cache-size",
+        "2",
+        "--controllers",
+        "*,-root-ca-cert-publisher",
+    ]);
+    let api = ApiClient::new(&c).await;
+    let (_, first) = api.post(CMS, cm("old0", json!({"app": "old"}))).await;
+    let rv0 = first["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    for i in 1..=4 {
+        api.post(CMS, cm(&format!("old{i}"), json!({"app": "old"})))
+            .await;
+    }
+    let (code, _) = api
+        .req("DELETE", &format!("{CMS}/old0"), None, "application/json")
+        .await;
+    assert_eq!(code, 200);
+    // Five events after rv0 and a cache of two: this watch is served from storage.
+    let mut w = api
+        .watch(&format!(
+            "{CMS}?watch=true&resourceVersion={rv0}&labelSelector=app%3Dold"
+        ))
+        .await;
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let ev = next_event(&mut w).await;
+        seen.push(format!(
+            "{} {}",
+            ev["type"].as_str().expect("type"),
+            ev["object"]["metadata"]["name"].as_str().expect("name")
+        ));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            "ADDED old1",
+            "ADDED old2",
+            "ADDED old3",
+            "ADDED old4",
+            "DELETED old0"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn compaction_gives_an_old_watch_410_gone() {
     let c = Cluster::start();
     let api = ApiClient::new(&c).await;

@@ -128,7 +128,8 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
                 }
                 Source::Cache(w)
             }
-            Err(_) => match api.store.storage.watch(&ns_prefix, start, false).await {
+            // With previous values: a deletion is only told with the object's last state.
+            Err(_) => match api.store.storage.watch(&ns_prefix, start, true).await {
                 Ok(rx) => Source::Storage(rx),
                 Err(e @ StorageError::Compacted { .. }) => {
                     return Ok(error_stream(&ApiError::from(e)));
