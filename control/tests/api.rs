@@ -611,6 +611,29 @@ async fn namespaces_terminate_and_refuse_new_content() {
     assert_eq!(code, 403, "default may not be deleted");
 }
 
+/// Creates ConfigMap `name` labelled `app=<app>`; returns its resourceVersion.
+async fn create_cm(api: &ApiClient, name: &str, app: &str) -> String {
+    let (_, made) = api.post(CMS, cm(name, json!({"app": app}))).await;
+    made["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string()
+}
+
+/// The next `n` watch events as "TYPE name".
+async fn events(w: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, n: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let ev = next_event(w).await;
+        seen.push(format!(
+            "{} {}",
+            ev["type"].as_str().expect("type"),
+            ev["object"]["metadata"]["name"].as_str().expect("name")
+        ));
+    }
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn watches_resume_bookmark_and_send_initial_events() {
     let c = Cluster::start_with(&[
@@ -620,11 +643,7 @@ async fn watches_resume_bookmark_and_send_initial_events() {
         "*,-root-ca-cert-publisher",
     ]);
     let api = ApiClient::new(&c).await;
-    let (_, first) = api.post(CMS, cm("w0", json!({"app": "w"}))).await;
-    let rv0 = first["metadata"]["resourceVersion"]
-        .as_str()
-        .expect("rv")
-        .to_string();
+    let rv0 = create_cm(&api, "w0", "w").await;
     // From a resourceVersion: only later changes, in order, with the right types.
     let mut w = api
         .watch(&format!(
@@ -648,15 +667,7 @@ async fn watches_resume_bookmark_and_send_initial_events() {
     .await;
     api.req("DELETE", &format!("{CMS}/w1"), None, "application/json")
         .await;
-    let mut seen = Vec::new();
-    while seen.len() < 4 {
-        let ev = next_event(&mut w).await;
-        seen.push(format!(
-            "{} {}",
-            ev["type"].as_str().expect("type"),
-            ev["object"]["metadata"]["name"].as_str().expect("name")
-        ));
-    }
+    let seen = events(&mut w, 4).await;
     assert_eq!(
         seen,
         vec!["ADDED w1", "MODIFIED w1", "DELETED w0", "DELETED w1"],
@@ -705,11 +716,7 @@ async fn a_watch_older_than_the_cache_window_still_sees_deletions() {
         "*,-root-ca-cert-publisher",
     ]);
     let api = ApiClient::new(&c).await;
-    let (_, first) = api.post(CMS, cm("old0", json!({"app": "old"}))).await;
-    let rv0 = first["metadata"]["resourceVersion"]
-        .as_str()
-        .expect("rv")
-        .to_string();
+    let rv0 = create_cm(&api, "old0", "old").await;
     for i in 1..=4 {
         api.post(CMS, cm(&format!("old{i}"), json!({"app": "old"})))
             .await;
@@ -724,15 +731,7 @@ async fn a_watch_older_than_the_cache_window_still_sees_deletions() {
             "{CMS}?watch=true&resourceVersion={rv0}&labelSelector=app%3Dold"
         ))
         .await;
-    let mut seen = Vec::new();
-    while seen.len() < 5 {
-        let ev = next_event(&mut w).await;
-        seen.push(format!(
-            "{} {}",
-            ev["type"].as_str().expect("type"),
-            ev["object"]["metadata"]["name"].as_str().expect("name")
-        ));
-    }
+    let seen = events(&mut w, 5).await;
     assert_eq!(
         seen,
         vec![
