@@ -13,12 +13,11 @@ use super::endpointutil::{
     self, Backoff, LAST_CHANGE_TRIGGER_TIME, PodMembership, Queue, Task, TriggerTimes, enqueue,
 };
 use super::{Context, ControllerError, Events, util};
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::controller::{Action, Config as ApplierConfig};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
@@ -650,6 +649,12 @@ enum SyncError {
     Incomplete(String),
 }
 
+impl endpointutil::SyncFailure for SyncError {
+    fn is_stale(&self) -> bool {
+        matches!(self, SyncError::Stale)
+    }
+}
+
 struct Shared {
     client: kube::Client,
     events: Events,
@@ -822,41 +827,19 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
     });
     let _cleanup_task = Task::spawn(cleanup_loop(shared.clone(), cleanup_rx));
 
-    let requests = tokio_stream::wrappers::UnboundedReceiverStream::new(queue_rx)
-        .map(Ok::<_, std::convert::Infallible>);
-    let applier = kube::runtime::applier(
-        |svc, sh: Arc<Shared>| Box::pin(sync_service(svc, sh)),
-        |svc, err: &SyncError, sh: Arc<Shared>| {
-            let key = ObjectRef::from_obj(svc.as_ref());
-            let delay = sh.backoff.failed(&key);
-            match err {
-                SyncError::Stale => {
-                    tracing::debug!(service = %key, "slice cache behind our writes; retrying")
-                }
-                e => {
-                    tracing::info!(service = %key, error = %e, ?delay, "syncing endpoint slices failed; retrying")
-                }
-            }
-            Action::requeue(delay)
-        },
-        shared.clone(),
+    endpointutil::run_services(
+        CONTROLLER_NAME,
+        "EndpointSlice",
+        shared,
+        |sh| &sh.backoff,
+        |svc, sh| Box::pin(sync_service(svc, sh)),
         services,
-        requests,
-        ApplierConfig::default().concurrency(WORKERS),
-    );
-    let mut applier = std::pin::pin!(applier);
-    loop {
-        tokio::select! {
-            next = applier.next() => match next {
-                None => return Ok(()),
-                Some(Err(kube::runtime::controller::Error::ObjectNotFound(_))) => {}
-                Some(Err(kube::runtime::controller::Error::ReconcilerFailed(..))) => {}
-                Some(Err(e)) => tracing::warn!(controller = CONTROLLER_NAME, error = %e, "applier"),
-                Some(Ok(_)) => {}
-            },
-            _ = stop.cancelled() => return Ok(()),
-        }
-    }
+        queue_rx,
+        WORKERS,
+        stop,
+    )
+    .await;
+    Ok(())
 }
 
 /// Slices this controller manages for a service, but those being deleted.

@@ -5,17 +5,21 @@
 
 use super::util;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Api;
+use kube::runtime::controller::{Action, Config as ApplierConfig};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio_util::sync::CancellationToken;
 
 /// Annotation: when the change that led to this endpoints object's state happened.
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -424,6 +428,66 @@ impl Backoff {
 
     pub fn succeeded(&self, key: &ObjectRef<Service>) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// What a Service sync can fail with, as the retry policy sees it.
+pub trait SyncFailure: std::error::Error + Send + Sync + 'static {
+    /// The informer cache is behind this controller's own writes: an expected, quiet retry.
+    fn is_stale(&self) -> bool;
+}
+
+/// One Service's sync, given the controller's shared state.
+pub type SyncService<S, E> = fn(Arc<Service>, Arc<S>) -> BoxFuture<'static, Result<Action, E>>;
+
+/// Syncs each Service the queue names, `workers` at a time, retrying a failed one with its
+/// backoff, until `stop` (the endpoints and EndpointSlice controllers' common loop).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_services<S, E>(
+    controller: &'static str,
+    what: &'static str,
+    shared: Arc<S>,
+    backoff: fn(&S) -> &Backoff,
+    sync: SyncService<S, E>,
+    services: Store<Service>,
+    queue: UnboundedReceiver<ObjectRef<Service>>,
+    workers: u16,
+    stop: CancellationToken,
+) where
+    S: Send + Sync + 'static,
+    E: SyncFailure,
+{
+    let requests = tokio_stream::wrappers::UnboundedReceiverStream::new(queue)
+        .map(Ok::<_, std::convert::Infallible>);
+    let applier = kube::runtime::applier(
+        sync,
+        move |svc, err: &E, sh: Arc<S>| {
+            let key = ObjectRef::from_obj(svc.as_ref());
+            let delay = backoff(&sh).failed(&key);
+            if err.is_stale() {
+                tracing::debug!(service = %key, "{what} cache behind our writes; retrying")
+            } else {
+                tracing::info!(service = %key, error = %err, ?delay, "syncing {what} failed; retrying")
+            }
+            Action::requeue(delay)
+        },
+        shared,
+        services,
+        requests,
+        ApplierConfig::default().concurrency(workers),
+    );
+    let mut applier = std::pin::pin!(applier);
+    loop {
+        tokio::select! {
+            next = applier.next() => match next {
+                None => return,
+                Some(Err(kube::runtime::controller::Error::ObjectNotFound(_))) => {}
+                Some(Err(kube::runtime::controller::Error::ReconcilerFailed(..))) => {}
+                Some(Err(e)) => tracing::warn!(controller, error = %e, "applier"),
+                Some(Ok(_)) => {}
+            },
+            _ = stop.cancelled() => return,
+        }
     }
 }
 
