@@ -4,7 +4,7 @@
 //! spreading.
 
 use super::resources::{Resources, pod_requests};
-use super::state::{NodeInfo, State, Topology, host_ports};
+use super::state::{NodeInfo, Nominee, State, Topology, host_ports};
 use crate::api::selectors::LabelSelector;
 use k8s_openapi::api::core::v1::{
     NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
@@ -154,6 +154,8 @@ pub struct Candidate {
     affinity: Vec<(Arc<Topology>, Option<Vec<bool>>)>,
     /// Required anti-affinity: (topology, whether each domain holds a matching pod).
     anti_affinity: Vec<(Arc<Topology>, Vec<bool>)>,
+    /// The same terms as (topology key, selector, namespaces), for pods nominated to a node.
+    anti_terms: Vec<(String, LabelSelector, Vec<String>)>,
     /// Existing pods' anti-affinity against this pod: (topology, domain).
     existing_anti: Vec<(Arc<Topology>, usize)>,
     /// Preferred (anti-)affinity: (weight, topology, matching pods per domain).
@@ -170,6 +172,37 @@ struct Spread {
     /// Matching pods per domain (0 for domains the pod could not go to).
     counts: Vec<i64>,
     min: i64,
+    selector: LabelSelector,
+    /// Domains the pod could go to.
+    eligible: Arc<Vec<bool>>,
+    /// Fewer eligible domains than `minDomains`: the minimum counts as 0.
+    below_min_domains: bool,
+}
+
+impl Spread {
+    /// Matching pods in domain `d` and the global minimum, with `extra` more pods in `d`
+    /// (pods nominated to the node being filtered).
+    fn with_extra(&self, d: usize, extra: i64) -> (i64, i64) {
+        let extra = if self.eligible.get(d).copied().unwrap_or(false) {
+            extra
+        } else {
+            0
+        };
+        let count = self.counts.get(d).copied().unwrap_or(0) + extra;
+        if extra == 0 || self.below_min_domains {
+            return (count, self.min);
+        }
+        let min = self
+            .counts
+            .iter()
+            .zip(self.eligible.iter())
+            .enumerate()
+            .filter(|(_, (_, e))| **e)
+            .map(|(i, (c, _))| if i == d { count } else { *c })
+            .min()
+            .unwrap_or(0);
+        (count, min)
+    }
 }
 
 fn selector_of(
@@ -213,6 +246,19 @@ fn domains_with(
     out
 }
 
+/// A pod's required anti-affinity terms.
+pub fn required_anti_terms(pod: &Pod) -> &[PodAffinityTerm] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_deref()
+        })
+        .unwrap_or_default()
+}
+
 fn term_namespaces(term: &PodAffinityTerm, own: &str) -> Vec<String> {
     match term.namespaces.as_deref() {
         Some(ns) if !ns.is_empty() => ns.to_vec(),
@@ -250,6 +296,7 @@ impl Candidate {
             labels: labels.clone(),
             affinity: Vec::new(),
             anti_affinity: Vec::new(),
+            anti_terms: Vec::new(),
             existing_anti: Vec::new(),
             preferred_affinity: Vec::new(),
             spread: Vec::new(),
@@ -311,6 +358,7 @@ impl Candidate {
             let domains = domains_with(state, &nss, &sel, &topo);
             c.anti_affinity
                 .push((topo, domains.iter().map(|n| *n > 0).collect()));
+            c.anti_terms.push((term.topology_key.clone(), sel, nss));
         }
         for w in anti
             .preferred_during_scheduling_ignored_during_execution
@@ -331,17 +379,7 @@ impl Candidate {
             let Some(p) = state.pods.get(uid) else {
                 continue;
             };
-            let terms = p
-                .pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.affinity.as_ref())
-                .and_then(|a| a.pod_anti_affinity.as_ref())
-                .and_then(|a| {
-                    a.required_during_scheduling_ignored_during_execution
-                        .as_ref()
-                });
-            for term in terms.into_iter().flatten() {
+            for term in required_anti_terms(&p.pod) {
                 let Some(sel) = selector_of(term.label_selector.as_ref()) else {
                     continue;
                 };
@@ -408,6 +446,8 @@ impl Candidate {
             }
         };
         let mut counts = vec![0i64; topo.len()];
+        let below_min_domains =
+            (eligible.iter().filter(|e| **e).count() as i32) < tsc.min_domains.unwrap_or(1);
         if !sel.is_empty() {
             let found = domains_with(state, std::slice::from_ref(&self.namespace), &sel, &topo);
             for (i, n) in found.into_iter().enumerate() {
@@ -416,23 +456,26 @@ impl Candidate {
                 }
             }
         }
-        let domains = eligible.iter().filter(|e| **e).count();
-        let mut min = counts
-            .iter()
-            .zip(eligible.iter())
-            .filter(|(_, e)| **e)
-            .map(|(c, _)| *c)
-            .min()
-            .unwrap_or(0);
-        if (domains as i32) < tsc.min_domains.unwrap_or(1) {
-            min = 0;
-        }
+        let min = if below_min_domains {
+            0
+        } else {
+            counts
+                .iter()
+                .zip(eligible.iter())
+                .filter(|(_, e)| **e)
+                .map(|(c, _)| *c)
+                .min()
+                .unwrap_or(0)
+        };
         Spread {
             topo,
             max_skew: tsc.max_skew.max(1) as i64,
             hard: tsc.when_unsatisfiable == "DoNotSchedule",
             counts,
             min,
+            selector: sel,
+            eligible,
+            below_min_domains,
         }
     }
 
@@ -500,13 +543,14 @@ impl Candidate {
         }
         // Pods nominated here by preemption, at least as important as this one, keep their
         // room (kube's addNominatedPods).
-        let mut with_nominated = None;
-        let mut nominated_ports = Vec::new();
-        for p in n
+        let nominees: Vec<&Nominee> = n
             .nominated
             .iter()
             .filter(|p| p.priority >= self.priority && p.uid != self.uid)
-        {
+            .collect();
+        let mut with_nominated = None;
+        let mut nominated_ports = Vec::new();
+        for p in &nominees {
             with_nominated
                 .get_or_insert_with(|| n.requested.clone())
                 .add(&p.requests);
@@ -568,13 +612,57 @@ impl Candidate {
                 return Err(Reject::ExistingAntiAffinity);
             }
         }
+        self.nominee_affinity(n, &nominees)?;
         for s in self.spread.iter().filter(|s| s.hard) {
             let Some(d) = s.topo.domain(n) else {
                 return Err(Reject::SpreadMissingLabel);
             };
-            let count = s.counts.get(d).copied().unwrap_or(0);
-            if count + 1 - s.min > s.max_skew {
+            let extra = if s.selector.is_empty() {
+                0
+            } else {
+                nominees
+                    .iter()
+                    .filter(|p| {
+                        p.pod.metadata.namespace.as_deref() == Some(self.namespace.as_str())
+                            && s.selector
+                                .matches(p.pod.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()))
+                    })
+                    .count() as i64
+            };
+            let (count, min) = s.with_extra(d, extra);
+            if count + 1 - min > s.max_skew {
                 return Err(Reject::Spread);
+            }
+        }
+        Ok(())
+    }
+
+    /// Pods nominated to `n` count as if they ran there (kube's addNominatedPods): this pod's
+    /// required anti-affinity must not match them, nor theirs this pod. (Their labels cannot
+    /// satisfy this pod's affinity: kube also filters without them, and both must pass.)
+    fn nominee_affinity(&self, n: &NodeInfo, nominees: &[&Nominee]) -> Result<(), Reject> {
+        let none = BTreeMap::new();
+        for p in nominees {
+            let namespace = p.pod.metadata.namespace.as_deref().unwrap_or_default();
+            let labels = p.pod.metadata.labels.as_ref().unwrap_or(&none);
+            for (key, sel, nss) in &self.anti_terms {
+                if n.labels.contains_key(key)
+                    && nss.iter().any(|ns| ns == namespace)
+                    && sel.matches(labels)
+                {
+                    return Err(Reject::PodAntiAffinity);
+                }
+            }
+            for term in required_anti_terms(&p.pod) {
+                let Some(sel) = selector_of(term.label_selector.as_ref()) else {
+                    continue;
+                };
+                if n.labels.contains_key(&term.topology_key)
+                    && term_namespaces(term, namespace).contains(&self.namespace)
+                    && sel.matches(&self.labels)
+                {
+                    return Err(Reject::ExistingAntiAffinity);
+                }
             }
         }
         Ok(())

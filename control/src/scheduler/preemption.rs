@@ -356,6 +356,59 @@ mod tests {
         s
     }
 
+    /// A pod with extra spec fields (affinity, spread).
+    fn pod_with(name: &str, prio: i32, labels: serde_json::Value, spec: serde_json::Value) -> Pod {
+        let mut p = json!({"metadata": {"name": name, "namespace": "default", "uid": name, "labels": labels},
+            "spec": {"priority": prio, "containers": [{"name": "c", "image": "i"}]}});
+        if let (Some(to), Some(from)) = (p["spec"].as_object_mut(), spec.as_object()) {
+            to.extend(from.clone());
+        }
+        serde_json::from_value(p).expect("pod")
+    }
+
+    fn anti(app: &str) -> serde_json::Value {
+        json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": app}}}]}}})
+    }
+
+    #[test]
+    fn pods_nominated_to_a_node_count_for_anti_affinity_and_spread() {
+        let mut s = cluster();
+        s.upsert_node(node("n2", "4"));
+        let filter = |s: &State, p: &Pod, node: &str| Candidate::new(p, s).filter(&s.nodes[node]);
+
+        // A db pod waits for room on n1 (priority 100).
+        s.nominate(&pod_with("db", 100, json!({"app": "db"}), json!({})), "n1");
+        // This pod refuses to share a node with db pods: not n1.
+        let web = pod_with("web", 50, json!({"app": "web"}), anti("db"));
+        assert_eq!(filter(&s, &web, "n1"), Err(Reject::PodAntiAffinity));
+        assert_eq!(filter(&s, &web, "n2"), Ok(()));
+        // A more important pod does not make room for a less important nominee.
+        let vip = pod_with("vip", 200, json!({"app": "web"}), anti("db"));
+        assert_eq!(filter(&s, &vip, "n1"), Ok(()));
+
+        // A nominee that refuses web pods keeps them off its node.
+        s.nominate(
+            &pod_with("cache", 100, json!({"app": "cache"}), anti("web")),
+            "n2",
+        );
+        let plain = pod_with("web2", 50, json!({"app": "web"}), json!({}));
+        assert_eq!(filter(&s, &plain, "n2"), Err(Reject::ExistingAntiAffinity));
+        assert_eq!(filter(&s, &plain, "n1"), Ok(()));
+
+        // Spread: the db nominee counts on n1, so a second db pod (max skew 1) goes to n2.
+        let spread = json!({"topologySpreadConstraints": [{"maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "db"}}}]});
+        let db2 = pod_with("db2", 50, json!({"app": "db"}), spread);
+        assert_eq!(filter(&s, &db2, "n1"), Err(Reject::Spread));
+        assert_eq!(filter(&s, &db2, "n2"), Ok(()));
+        // Once the nominee is gone (bound elsewhere, or deleted), n1 is open again.
+        s.unnominate("db");
+        assert_eq!(filter(&s, &db2, "n1"), Ok(()));
+        assert_eq!(filter(&s, &web, "n1"), Ok(()));
+    }
+
     #[test]
     fn the_fewest_least_important_pods_go() {
         let mut s = cluster();

@@ -60,6 +60,8 @@ pub struct Nominee {
     pub priority: i32,
     pub requests: Resources,
     pub ports: Vec<(String, i32, String)>,
+    /// The pod itself: its labels and anti-affinity count on the node as if it were there.
+    pub pod: Arc<Pod>,
 }
 
 impl NodeInfo {
@@ -331,16 +333,7 @@ impl State {
             .entry(rec.namespace.clone())
             .or_default()
             .insert(id.clone());
-        let anti = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.affinity.as_ref())
-            .and_then(|a| a.pod_anti_affinity.as_ref())
-            .is_some_and(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-                    .is_some_and(|t| !t.is_empty())
-            });
+        let anti = !super::plugins::required_anti_terms(&pod).is_empty();
         if anti {
             self.with_anti_affinity.insert(id.clone());
         }
@@ -471,6 +464,7 @@ impl State {
             priority: priority(pod),
             requests: pod_requests(pod),
             ports: host_ports(pod),
+            pod: Arc::new(pod.clone()),
         });
         self.nominations.insert(id, node.to_string());
     }
