@@ -10,7 +10,7 @@
 //! services that lost their selector, are deleted here (not left to the garbage collector).
 
 use super::endpointutil::{
-    self, Backoff, LAST_CHANGE_TRIGGER_TIME, PodMembership, Queue, Task, TriggerTimes, enqueue,
+    self, Backoff, LAST_CHANGE_TRIGGER_TIME, Queue, Task, TriggerTimes, enqueue,
 };
 use super::{Context, ControllerError, Events, util};
 use futures::future::BoxFuture;
@@ -721,23 +721,12 @@ async fn run_controller(ctx: Arc<Context>, stop: CancellationToken) -> Result<()
             }
         },
     );
-    let _pods_task = endpointutil::reflect(
-        Api::all(client.clone()),
-        watcher::Config::default(),
+    let _pods_task = endpointutil::reflect_pods(
+        client.clone(),
         pods_w,
-        "pods",
-        {
-            let (queue, services, pods) = (queue.clone(), services.clone(), pods.clone());
-            let mut membership = PodMembership::default();
-            move |ev| match ev {
-                Event::Apply(p) | Event::InitApply(p) => {
-                    enqueue(&queue, membership.applied(p, &services));
-                }
-                Event::Delete(p) => enqueue(&queue, membership.deleted(p, &services)),
-                Event::InitDone => enqueue(&queue, membership.resynced(&pods, &services)),
-                Event::Init => {}
-            }
-        },
+        queue.clone(),
+        services.clone(),
+        pods.clone(),
     );
     let _slices_task = endpointutil::reflect(
         Api::all(client.clone()),

@@ -398,6 +398,32 @@ where
     Task(handle)
 }
 
+/// Watches pods into `writer` and queues the Services whose endpoints a change moves (a pod
+/// joining, leaving or changing under a selector; everything after a relist).
+pub fn reflect_pods(
+    client: kube::Client,
+    writer: Writer<Pod>,
+    queue: Queue,
+    services: Store<Service>,
+    pods: Store<Pod>,
+) -> Task {
+    let mut membership = PodMembership::default();
+    reflect(
+        Api::all(client),
+        watcher::Config::default(),
+        writer,
+        "pods",
+        move |ev| match ev {
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                enqueue(&queue, membership.applied(p, &services));
+            }
+            watcher::Event::Delete(p) => enqueue(&queue, membership.deleted(p, &services)),
+            watcher::Event::InitDone => enqueue(&queue, membership.resynced(&pods, &services)),
+            watcher::Event::Init => {}
+        },
+    )
+}
+
 /// A background task stopped when dropped.
 pub struct Task(tokio::task::JoinHandle<()>);
 
