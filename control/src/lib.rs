@@ -18,6 +18,7 @@ pub mod cron;
 pub mod leader;
 pub mod metrics;
 pub mod patch;
+pub mod placement;
 pub mod printers;
 pub mod proto;
 pub mod registry;

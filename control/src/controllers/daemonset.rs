@@ -11,6 +11,7 @@ use super::workload::{
 };
 use super::{Context, ControllerError, util};
 use crate::api::selectors::LabelSelector;
+use crate::placement::{requirement_matches, tolerates};
 use futures::future::{BoxFuture, join_all};
 use futures::{StreamExt, stream};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
@@ -144,27 +145,6 @@ fn uid_of(meta: &ObjectMeta) -> &str {
 
 // ---- scheduling predicates ----------------------------------------------------------------
 
-/// Upstream's `Toleration.ToleratesTaint`.
-fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if t.effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    if t.key
-        .as_deref()
-        .is_some_and(|k| !k.is_empty() && k != taint.key)
-    {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        "Exists" => true,
-        _ => false,
-    }
-}
-
 /// The first taint (of those `filter` keeps) no toleration tolerates.
 fn untolerated<'a>(
     taints: &'a [Taint],
@@ -175,30 +155,6 @@ fn untolerated<'a>(
         .iter()
         .filter(|t| filter(t))
         .find(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
 }
 
 fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {

@@ -5,6 +5,7 @@
 //! them elsewhere. Conditions also drive the NoSchedule taints the scheduler reads.
 
 use super::{Context, ControllerError, Events};
+use crate::placement::tolerates;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
@@ -105,20 +106,6 @@ pub fn reconcile_taints(node: &Node, now: jiff::Timestamp) -> Option<Vec<Taint>>
         }
     }
     (out != current).then_some(out)
-}
-
-fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = t
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == taint.effect);
-    let key_ok = match t.key.as_deref() {
-        None | Some("") => t.operator.as_deref() == Some("Exists"),
-        Some(k) => k == taint.key,
-    };
-    let value_ok = t.operator.as_deref() == Some("Exists")
-        || t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("");
-    effect_ok && key_ok && value_ok
 }
 
 /// When a pod on a node with these taints must go: None = never, Some(t) = at t.

@@ -6,9 +6,9 @@
 use super::resources::{Resources, pod_requests};
 use super::state::{NodeInfo, Nominee, State, Topology, host_ports};
 use crate::api::selectors::LabelSelector;
+use crate::placement::{requirement_matches, tolerates};
 use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
-    TopologySpreadConstraint,
+    NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration, TopologySpreadConstraint,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -80,46 +80,6 @@ pub fn unschedulable_message(total: usize, reasons: &HashMap<Reject, usize>) -> 
         .collect();
     parts.sort();
     format!("0/{total} nodes are available: {}.", parts.join(", "))
-}
-
-fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = t
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == taint.effect);
-    let key_ok = match t.key.as_deref() {
-        None | Some("") => t.operator.as_deref() == Some("Exists"),
-        Some(k) => k == taint.key,
-    };
-    let value_ok = match t.operator.as_deref() {
-        Some("Exists") => true,
-        _ => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-    };
-    effect_ok && key_ok && value_ok
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (
-                value.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
 }
 
 fn term_matches(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
@@ -784,40 +744,6 @@ impl Candidate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tolerations_follow_kubernetes_rules() {
-        let taint = Taint {
-            key: "dedicated".into(),
-            value: Some("gpu".into()),
-            effect: "NoSchedule".into(),
-            ..Default::default()
-        };
-        let eq = Toleration {
-            key: Some("dedicated".into()),
-            value: Some("gpu".into()),
-            ..Default::default()
-        };
-        let wrong = Toleration {
-            key: Some("dedicated".into()),
-            value: Some("cpu".into()),
-            ..Default::default()
-        };
-        let exists_all = Toleration {
-            operator: Some("Exists".into()),
-            ..Default::default()
-        };
-        let other_effect = Toleration {
-            key: Some("dedicated".into()),
-            operator: Some("Exists".into()),
-            effect: Some("NoExecute".into()),
-            ..Default::default()
-        };
-        assert!(tolerates(&eq, &taint));
-        assert!(!tolerates(&wrong, &taint));
-        assert!(tolerates(&exists_all, &taint));
-        assert!(!tolerates(&other_effect, &taint));
-    }
 
     #[test]
     fn the_message_counts_reasons_like_kube_scheduler() {
