@@ -158,15 +158,19 @@ fn cpu_pod(name: &str, class: &str, cpu: &str) -> serde_json::Value {
             "containers": [{"name": "c", "image": "localhost/busybox:latest", "resources": {"requests": {"cpu": cpu}}}]}})
 }
 
-fn scheduled_message(p: &Pod) -> Option<String> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?
-        .message
-        .clone()
+/// The scheduler's message once it has refused `name` (PodScheduled=False).
+async fn refusal(api: &Api<Pod>, name: &str) -> String {
+    wait_for_async(&format!("{name} to be refused"), || async {
+        api.get(name)
+            .await
+            .ok()?
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")?
+            .message
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,26 +227,12 @@ async fn priority_classes_resolve_and_higher_priority_pods_preempt() {
     let (code, body) = api.post(path, cpu_pod("polite", "high-never", "1")).await;
     assert_eq!(code, 201, "{body}");
     assert_eq!(body["spec"]["preemptionPolicy"], "Never");
-    let msg = wait_for_async("peer to be refused", || async {
-        pods.get("peer")
-            .await
-            .ok()
-            .as_ref()
-            .and_then(scheduled_message)
-    })
-    .await;
+    let msg = refusal(&pods, "peer").await;
     assert_eq!(
         msg,
         "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
     );
-    let msg = wait_for_async("polite to be refused", || async {
-        pods.get("polite")
-            .await
-            .ok()
-            .as_ref()
-            .and_then(scheduled_message)
-    })
-    .await;
+    let msg = refusal(&pods, "polite").await;
     assert_eq!(
         msg,
         "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.."
