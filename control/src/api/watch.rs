@@ -8,7 +8,7 @@ use crate::registry::resources::Resource;
 use crate::registry::store;
 use crate::registry::{convert, meta};
 use crate::storage::cache::{CacheEvent, CacheWatcher, EventKind};
-use crate::storage::{StorageError, WatchReceiver};
+use crate::storage::{StorageError, WatchMode, WatchReceiver};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
@@ -129,7 +129,19 @@ pub async fn watch(api: &Arc<ApiServer>, ctx: &Ctx) -> ApiResult<Response<Body>>
                 Source::Cache(w)
             }
             // With previous values: a deletion is only told with the object's last state.
-            Err(_) => match api.store.storage.watch(&ns_prefix, start, true).await {
+            Err(_) => match api
+                .store
+                .storage
+                .watch(
+                    &ns_prefix,
+                    start,
+                    WatchMode {
+                        progress: false,
+                        prev: true,
+                    },
+                )
+                .await
+            {
                 Ok(rx) => Source::Storage(rx),
                 Err(e @ StorageError::Compacted { .. }) => {
                     return Ok(error_stream(&ApiError::from(e)));

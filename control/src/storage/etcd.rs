@@ -4,7 +4,8 @@
 //! client per endpoint and moves to the next endpoint when a call fails with a transport error.
 
 use super::{
-    Condition, Kv, ListPage, Op, Storage, StorageError, Txn, TxnOutcome, WatchEvent, WatchReceiver,
+    Condition, Kv, ListPage, Op, Storage, StorageError, Txn, TxnOutcome, WatchEvent, WatchMode,
+    WatchReceiver,
 };
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -279,10 +280,10 @@ impl Storage for EtcdStorage {
         &self,
         prefix: &str,
         after: i64,
-        progress: bool,
+        mode: WatchMode,
     ) -> Result<WatchReceiver, StorageError> {
         let (tx, rx) = mpsc::channel(256);
-        let mut stream = self.open_watch(prefix, after + 1).await?;
+        let mut stream = self.open_watch(prefix, after + 1, mode.prev).await?;
         let this = self.me.clone();
         let prefix = prefix.to_string();
         tokio::spawn(async move {
@@ -292,7 +293,7 @@ impl Storage for EtcdStorage {
             loop {
                 let msg = tokio::select! {
                     m = stream.message() => m,
-                    _ = ticker.tick(), if progress => {
+                    _ = ticker.tick(), if mode.progress => {
                         if stream.request_progress().await.is_err() {
                             tracing::debug!("etcd progress request failed");
                         }
@@ -357,7 +358,7 @@ impl Storage for EtcdStorage {
                             let Some(storage) = this.upgrade() else {
                                 return;
                             };
-                            match storage.open_watch(&prefix, last + 1).await {
+                            match storage.open_watch(&prefix, last + 1, mode.prev).await {
                                 Ok(s) => {
                                     stream = s;
                                     break;
@@ -435,14 +436,17 @@ impl EtcdStorage {
         &self,
         prefix: &str,
         start: i64,
+        prev: bool,
     ) -> Result<etcd_client::WatchStream, StorageError> {
         let mut stream = self
             .call("watch", |c| {
-                let opts = WatchOptions::new()
+                let mut opts = WatchOptions::new()
                     .with_range(prefix_end(prefix))
                     .with_start_revision(start.max(0))
-                    .with_prev_key()
                     .with_progress_notify();
+                if prev {
+                    opts = opts.with_prev_key();
+                }
                 let prefix = prefix.to_string();
                 async move {
                     c.watch_client()

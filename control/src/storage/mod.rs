@@ -108,6 +108,16 @@ impl WatchEvent {
     }
 }
 
+/// What a storage watch carries besides the changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchMode {
+    /// Periodic `Progress` events, so that a quiet prefix still learns the store's revision.
+    pub progress: bool,
+    /// Each change's previous value (`prev` in the events): without it a deletion carries no
+    /// object. The watch cache keeps the previous values itself and asks for none.
+    pub prev: bool,
+}
+
 /// Batches of events in revision order; an `Err` ends the stream.
 pub type WatchReceiver = mpsc::Receiver<Result<Vec<WatchEvent>, StorageError>>;
 
@@ -141,13 +151,12 @@ pub trait Storage: Send + Sync + 'static {
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome, StorageError>;
 
-    /// Events on keys with `prefix` after revision `after` (exclusive). `progress` asks for
-    /// periodic `Progress` events so that a quiet prefix still learns the store's revision.
+    /// Events on keys with `prefix` after revision `after` (exclusive), as `mode` asks.
     async fn watch(
         &self,
         prefix: &str,
         after: i64,
-        progress: bool,
+        mode: WatchMode,
     ) -> Result<WatchReceiver, StorageError>;
 
     async fn current_revision(&self) -> Result<i64, StorageError>;
