@@ -283,8 +283,7 @@ impl Scheduler {
                 if !ok && self.pending.contains_key(&id) {
                     // Some victim could not be removed: look again rather than wait forever.
                     let prio = self.pending.get(&id).map(|p| state::priority(p));
-                    self.queue.remove(&id);
-                    self.queue.add(&id, prio.unwrap_or(0));
+                    self.queue.retry_now(&id, prio.unwrap_or(0));
                 }
             }
             Outcome::Bound(id) => {
@@ -499,9 +498,7 @@ impl Scheduler {
             self.state.unnominate(&u);
             if let Some(other) = self.pending.get(&u) {
                 clear.push(other.clone());
-                let prio = state::priority(other);
-                self.queue.remove(&u);
-                self.queue.add(&u, prio);
+                self.queue.retry_now(&u, state::priority(other));
             }
         }
         self.preempting.insert(id.to_string());

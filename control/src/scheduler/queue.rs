@@ -75,6 +75,13 @@ impl Queue {
         });
     }
 
+    /// Back to the active queue at once, wherever it waited and whatever its backoff (the
+    /// cluster changed for it alone: its preemption failed, or its nomination was taken).
+    pub fn retry_now(&mut self, uid: &str, priority: i32) {
+        self.remove(uid);
+        self.activate(uid, priority);
+    }
+
     pub fn remove(&mut self, uid: &str) {
         self.place.remove(uid);
         self.attempts.remove(uid);
