@@ -5,36 +5,7 @@ use super::resources::{Resources, node_allocatable, pod_requests};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-
-/// FNV-1a with a final mix, for the node map: every scheduling cycle looks up hundreds to
-/// thousands of nodes by name, and SipHash was the largest cost of the affinity benchmark.
-/// Node names come from the API server's Node objects, not from arbitrary clients.
-pub struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        // SplitMix64's finaliser: spreads short, similar names over all bits.
-        let mut h = self.0;
-        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^ (h >> 31)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
 
 pub struct NodeInfo {
     pub name: String,
@@ -198,7 +169,9 @@ pub fn host_ports(pod: &Pod) -> Vec<(String, i32, String)> {
 
 #[derive(Default)]
 pub struct State {
-    pub nodes: HashMap<String, NodeInfo, BuildHasherDefault<Fnv>>,
+    /// foldhash, not SipHash: every scheduling cycle looks nodes up by name hundreds to
+    /// thousands of times, and SipHash was the largest cost of the affinity benchmark.
+    pub nodes: foldhash::HashMap<String, NodeInfo>,
     /// Node names in a stable order (the scheduler walks them round-robin).
     pub order: Vec<String>,
     pub pods: HashMap<String, PodRec>,
