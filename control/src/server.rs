@@ -161,6 +161,7 @@ pub async fn start(cfg: ControlConfig) -> Result<Running, StartError> {
         allocators,
         not_ready_toleration_seconds: cfg.default_toleration_seconds.0,
         unreachable_toleration_seconds: cfg.default_toleration_seconds.1,
+        priority_classes: None,
     };
     let api = ApiServer::new(
         cfg.api.clone(),

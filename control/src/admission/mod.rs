@@ -25,7 +25,9 @@ use crate::api::status::{ApiError, ApiResult, Cause};
 use crate::registry::meta;
 use crate::registry::resources::{self, Resource};
 use crate::registry::store::{Extra, Store};
+use crate::storage::cache::WatchCache;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Namespaces that always exist and cannot be deleted.
 pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
@@ -36,6 +38,9 @@ pub struct Admission {
     /// DefaultTolerationSeconds for the not-ready and unreachable taints.
     pub not_ready_toleration_seconds: i64,
     pub unreachable_toleration_seconds: i64,
+    /// The API server's watch cache of PriorityClasses (set when the server starts): every pod
+    /// create resolves its class, which must not cost a storage read each time.
+    pub priority_classes: Option<Arc<WatchCache>>,
 }
 
 impl Default for Admission {
@@ -44,6 +49,7 @@ impl Default for Admission {
             allocators: allocators::Allocators::default(),
             not_ready_toleration_seconds: 300,
             unreachable_toleration_seconds: 300,
+            priority_classes: None,
         }
     }
 }
@@ -80,7 +86,7 @@ impl Admission {
                     self.not_ready_toleration_seconds,
                     self.unreachable_toleration_seconds,
                 );
-                priority::admit_pod(store, r, obj).await?;
+                priority::admit_pod(store, self.priority_classes.as_deref(), r, obj).await?;
                 Ok(Extra::default())
             }
             ("", "Pod") => {

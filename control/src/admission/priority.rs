@@ -7,6 +7,7 @@ use crate::api::status::{ApiError, ApiResult};
 use crate::registry::meta;
 use crate::registry::resources::{self, Resource};
 use crate::registry::store::Store;
+use crate::storage::cache::WatchCache;
 use serde_json::{Value, json};
 
 pub const SYSTEM_NODE_CRITICAL: &str = "system-node-critical";
@@ -64,18 +65,32 @@ fn priority_classes() -> ApiResult<&'static Resource> {
 }
 
 /// The global default class: the lowest value among those marked default, as upstream picks
-/// when (against the rules, e.g. written before this check) several are.
-async fn default_class(store: &Store) -> ApiResult<Option<Value>> {
+/// when (against the rules, e.g. written before this check) several are. Read from the watch
+/// cache when there is one (upstream reads its informer).
+async fn default_class(store: &Store, cache: Option<&WatchCache>) -> ApiResult<Option<Value>> {
     let r = priority_classes()?;
-    let page = store
-        .list(r, "", 0, None, 0, &|pc| {
-            pc.get("globalDefault").and_then(Value::as_bool) == Some(true)
-        })
-        .await?;
-    Ok(page
-        .items
-        .into_iter()
-        .min_by_key(|pc| pc.get("value").and_then(Value::as_i64).unwrap_or(0)))
+    let is_default = |pc: &Value| pc.get("globalDefault").and_then(Value::as_bool) == Some(true);
+    let value = |pc: &Value| pc.get("value").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(cache) = cache {
+        let (all, _) = cache.list(&r.key_prefix());
+        return Ok(all
+            .into_iter()
+            .filter(|pc| is_default(pc))
+            .min_by_key(|pc| value(pc))
+            .map(|pc| (*pc).clone()));
+    }
+    let page = store.list(r, "", 0, None, 0, &is_default).await?;
+    Ok(page.items.into_iter().min_by_key(|pc| value(pc)))
+}
+
+/// A class by name: from the watch cache, else from storage (a class created a moment ago
+/// may not be in the cache yet; an unknown one costs the storage read).
+async fn class(store: &Store, cache: Option<&WatchCache>, name: &str) -> ApiResult<Option<Value>> {
+    let r = priority_classes()?;
+    if let Some(pc) = cache.and_then(|c| c.get(&r.key("", name))) {
+        return Ok(Some((*pc).clone()));
+    }
+    store.get(r, "", name).await
 }
 
 /// The built-in classes always resolve, even before bootstrap has written them.
@@ -91,13 +106,18 @@ fn builtin(name: &str) -> Option<Value> {
 
 /// Pod create: fills `priority`, `preemptionPolicy` (and the default class's name); refuses
 /// unknown classes and explicit values that contradict the class.
-pub async fn admit_pod(store: &Store, pods: &Resource, pod: &mut Value) -> ApiResult<()> {
+pub async fn admit_pod(
+    store: &Store,
+    cache: Option<&WatchCache>,
+    pods: &Resource,
+    pod: &mut Value,
+) -> ApiResult<()> {
     let name = meta::name(pod).to_string();
     let named = meta::str_at(pod, "/spec/priorityClassName")
         .unwrap_or_default()
         .to_string();
     let resolved = if named.is_empty() {
-        match default_class(store).await? {
+        match default_class(store, cache).await? {
             Some(pc) => Resolved::of(&pc),
             None => Resolved {
                 class: String::new(),
@@ -106,7 +126,7 @@ pub async fn admit_pod(store: &Store, pods: &Resource, pod: &mut Value) -> ApiRe
             },
         }
     } else {
-        let found = store.get(priority_classes()?, "", &named).await?;
+        let found = class(store, cache, &named).await?;
         match found.or_else(|| builtin(&named)) {
             Some(pc) => Resolved::of(&pc),
             None => {
@@ -187,7 +207,7 @@ pub async fn validate_class(
         return Ok(());
     }
     let name = meta::name(pc);
-    if let Some(current) = default_class(store).await?
+    if let Some(current) = default_class(store, None).await?
         && (old.is_none() || meta::name(&current) != name)
     {
         return Err(ApiError::forbidden(

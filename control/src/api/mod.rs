@@ -127,7 +127,7 @@ impl ApiServer {
         metrics: Arc<Metrics>,
         tokens: TokenFile,
         sa_keys: TokenKeys,
-        admission: Admission,
+        mut admission: Admission,
     ) -> Result<Arc<ApiServer>, crate::storage::StorageError> {
         let catalog = Catalog::build(
             &resources::RESOURCES
@@ -153,6 +153,8 @@ impl ApiServer {
             .await?;
             caches.insert(prefix, cache);
         }
+        admission.priority_classes = resources::find("scheduling.k8s.io", "v1", "priorityclasses")
+            .and_then(|r| caches.get(&r.key_prefix()).cloned());
         let openapi = openapi::Documents::build(&catalog);
         let store = Store { storage };
         let authorizer = Authorizer::start(&store, &caches).await?;

@@ -179,6 +179,14 @@ pub struct TooOld {
     pub oldest: i64,
 }
 
+impl std::fmt::Debug for WatchCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchCache")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 impl WatchCache {
     /// Starts caching `prefix` from the store's current revision.
     pub async fn start(
